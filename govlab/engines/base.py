@@ -1,0 +1,64 @@
+"""The one small interface every table format implements.
+
+The governed search only ever talks to this interface: it hands an engine a bound
+row filter (our own AST) and the columns it needs, and gets Arrow back. Each engine
+decides how much of the filter it can push into its scan; whatever it cannot push it
+must still apply before returning (the contract is: returned rows satisfy the filter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from govlab.generators.base import DatasetSpec
+from govlab.policy.ast import Expr
+
+ProgressFn = Callable[[int], None]
+"""Called with the number of rows written so far (monotonic)."""
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    format: str
+    dataset: str
+    version: int
+    rows: int
+    location: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Engine(Protocol):
+    name: str
+
+    def write(
+        self,
+        spec: DatasetSpec,
+        batches: Iterable[pa.RecordBatch],
+        progress: ProgressFn | None = None,
+    ) -> TableInfo:
+        """Replace the table with these rows as one new version, atomically, under a lock."""
+        ...
+
+    def exists(self, dataset: str) -> bool: ...
+
+    def version(self, dataset: str) -> int:
+        """Current version number; raises TableNotFound when never seeded."""
+        ...
+
+    def info(self, dataset: str) -> TableInfo: ...
+
+    def scan(
+        self,
+        spec: DatasetSpec,
+        columns: list[str],
+        row_filter: Expr,
+        version: int | None = None,
+    ) -> pa.Table:
+        """Rows satisfying row_filter (pushed down where the format allows), given columns."""
+        ...
+
+    def count(self, spec: DatasetSpec, row_filter: Expr, version: int | None = None) -> int: ...

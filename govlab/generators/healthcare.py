@@ -1,0 +1,80 @@
+"""Synthetic patient admissions: PII-heavy rows with free-text clinical notes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from . import _common as c
+from .base import DatasetSpec
+
+N_CLINICIANS = 50
+_CLINICIANS_PER_REGION = N_CLINICIANS // 5
+
+SCHEMA = pa.schema(
+    [
+        ("patient_id", pa.int64()),
+        ("name", pa.string()),
+        ("ssn", pa.string()),
+        ("dob", pa.date32()),
+        ("address", pa.string()),
+        ("region", pa.string()),
+        ("condition", pa.string()),
+        ("clinician_id", pa.string()),
+        ("admitted_at", pa.timestamp("us")),
+        ("notes", pa.string()),
+        ("insurance_id", pa.string()),
+    ]
+)
+
+CLINICIAN_IDS = np.array([f"C{i:03d}" for i in range(1, N_CLINICIANS + 1)])
+_CLINICIANS_PA = c.vocab(CLINICIAN_IDS)
+# Note text for every (template, condition) pair: code = template * n_conditions + condition.
+_NOTES_PA = c.vocab(
+    [template.format(cond) for template in c.NOTE_TEMPLATES for cond in c.CONDITIONS]
+)
+
+
+@c.full_chunks
+def build_chunk(rng: np.random.Generator, start: int, n: int) -> pa.RecordBatch:
+    rng = c.salted(rng, "healthcare")
+    name, _ = c.names(rng, n)
+    ssn = c.ssns(rng, n)
+    dob = c.dates(rng, n, "1930-01-01", "2010-12-31")
+    address, city = c.addresses(rng, n)
+    region_codes = c.CITY_REGION[city]
+    condition = c.weighted_codes(rng, c.CONDITION_WEIGHTS, n)
+    # Clinicians work in one region each (C001-C010 in the first region, ...), so a
+    # clinician's patients all share that clinician's region.
+    clinician = region_codes * _CLINICIANS_PER_REGION + rng.integers(0, _CLINICIANS_PER_REGION, n)
+    admitted_at = c.timestamps(rng, n, "2021-01-01", "2025-12-31")
+    template = rng.integers(0, len(c.NOTE_TEMPLATES), n)
+    notes = c.with_nulls(rng, c.take(_NOTES_PA, template * len(c.CONDITIONS) + condition), 0.01)
+    insurance_id = c.with_nulls(rng, c.coded_ids(rng, n, c.INSURERS, 9), 0.02)
+    return pa.RecordBatch.from_arrays(
+        [
+            c.primary_keys(start, n),
+            name,
+            ssn,
+            dob,
+            address,
+            c.take(c.REGIONS_PA, region_codes),
+            c.take(c.CONDITIONS_PA, condition),
+            c.take(_CLINICIANS_PA, clinician),
+            admitted_at,
+            notes,
+            insurance_id,
+        ],
+        schema=SCHEMA,
+    )
+
+
+SPEC = DatasetSpec(
+    name="healthcare",
+    schema=SCHEMA,
+    primary_key="patient_id",
+    searchable=("name", "condition", "notes", "address", "ssn"),
+    pii=("name", "ssn", "dob", "address", "insurance_id"),
+    partition_by="region",
+    build_chunk=build_chunk,
+)
