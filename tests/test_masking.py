@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import time
 from datetime import UTC, date, datetime
 
 import pyarrow as pa
@@ -132,14 +131,6 @@ def test_redact_part_nulls_sliced_chunked_and_dictionary_input() -> None:
     assert apply_mask("redact_part", {}, large, KEY).to_pylist() == expected
     assert mask("redact_part", [None, None], pa.string()) == [None, None]
     assert mask("redact_part", [], pa.string()) == []
-
-
-def test_redact_part_is_vectorised() -> None:
-    values = pa.array([f"{i:03d}-{i % 97:02d}-{i:04d}"[-11:] for i in range(300_000)])
-    start = time.perf_counter()
-    out = apply_mask("redact_part", {}, values, KEY)
-    assert time.perf_counter() - start < 1.5  # ~30 ms vectorised; a row loop takes seconds
-    assert out[123].as_py() == "***-**-0123"
 
 
 # --------------------------------------------------------------------------- hash

@@ -74,6 +74,8 @@ class CountingBatches:
                 self.rows += batch.num_rows
                 if self._progress is not None:
                     self._progress(self.rows)
+        except GeneratorExit:
+            raise
         except BaseException as exc:
             self.error = exc
             raise
