@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import pyarrow as pa
 
@@ -19,7 +19,7 @@ CmpOp = Literal["==", "!=", "<", "<=", ">", ">="]
 NEGATED_CMP: dict[str, CmpOp] = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 FLIPPED_CMP: dict[str, CmpOp] = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
-Scalar = Union[str, int, float, bool, dt.date, dt.datetime]
+Scalar = str | int | float | bool | dt.date | dt.datetime
 
 
 # ---------------------------------------------------------------- unbound (parser output)
@@ -40,7 +40,7 @@ class Placeholder:
     attr: str
 
 
-Operand = Union[ColumnRef, Const, Placeholder]
+Operand = ColumnRef | Const | Placeholder
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class UNot:
     child: UExpr
 
 
-UExpr = Union[UCompare, UIn, UIsNull, UBool, UAnd, UOr, UNot]
+UExpr = UCompare | UIn | UIsNull | UBool | UAnd | UOr | UNot
 
 
 # ---------------------------------------------------------------- bound (engine input)
@@ -157,7 +157,7 @@ class Not:
     child: Expr
 
 
-Expr = Union[AlwaysTrue, AlwaysFalse, Cmp, In, NotIn, IsNull, NotNull, Contains, And, Or, Not]
+Expr = AlwaysTrue | AlwaysFalse | Cmp | In | NotIn | IsNull | NotNull | Contains | And | Or | Not
 TRUE = AlwaysTrue()
 FALSE = AlwaysFalse()
 

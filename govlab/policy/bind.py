@@ -203,7 +203,7 @@ def coerce(
     return converted
 
 
-def _convert(value: Any, dtype: pa.DataType) -> Any:  # noqa: PLR0911
+def _convert(value: Any, dtype: pa.DataType) -> Any:
     if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
         return value if isinstance(value, str) else None
     if pa.types.is_boolean(dtype):

@@ -1,0 +1,193 @@
+"""The ``govlab`` command: a thin layer over the package's Python API.
+
+Errors the caller can fix (bad policy, denied access, unknown dataset) print one line
+on stderr and exit non-zero; they never print a traceback or a data value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from govlab.config import Settings
+from govlab.errors import AccessDenied, GovlabError, PolicyError
+
+EXIT_DENIED = 3
+EXIT_INVALID = 2
+EXIT_ERROR = 1
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def parse_attrs(pairs: Sequence[str] | None) -> dict[str, Any]:
+    """``K=V`` pairs; V is JSON when it parses (lists, numbers, booleans), else a string."""
+    attrs: dict[str, Any] = {}
+    for pair in pairs or ():
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise GovlabError(f"--attr expects KEY=VALUE, got {pair!r}")
+        try:
+            attrs[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            attrs[key] = raw
+    return attrs
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(getattr(args, "data_dir", None))
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from govlab.seeding import seed_table, tqdm_progress
+
+    progress, close = tqdm_progress(f"{args.dataset}/{args.size}/{args.format}")
+    try:
+        info = seed_table(
+            args.dataset, args.size, args.format, _settings(args), args.seed, progress
+        )
+    finally:
+        close()
+    print(
+        json.dumps(
+            {
+                "format": info.format,
+                "dataset": info.dataset,
+                "version": info.version,
+                "rows": info.rows,
+                "location": info.location,
+            }
+        )
+    )
+    return 0
+
+
+def _principal(args: argparse.Namespace) -> Any:
+    from govlab.policy import Principal
+
+    return Principal(role=args.role, attrs=parse_attrs(args.attr), sub="cli")
+
+
+def _policy(args: argparse.Namespace, dataset: str | None = None) -> Any:
+    from govlab.generators import get_dataset
+    from govlab.policy import load_policy, validate_policy
+
+    if not getattr(args, "policy", None):
+        return None
+    loaded = load_policy(args.policy)
+    return validate_policy(loaded, get_dataset(dataset or loaded.policy.dataset))
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from govlab.search import GovernedSearch, SearchQuery
+
+    query = SearchQuery.parse(args.q, args.page, args.page_size, args.sort)
+    searcher = GovernedSearch(_settings(args))
+    page = searcher.search(
+        args.dataset, args.format, _principal(args), query, _policy(args, args.dataset)
+    )
+    print(json.dumps(page, indent=2 if args.pretty else None))
+    return 0
+
+
+def cmd_policy_validate(args: argparse.Namespace) -> int:
+    loaded = _policy(args)
+    roles = ", ".join(r.id for r in loaded.policy.roles)
+    print(
+        f"{args.policy}: valid policy for {loaded.policy.dataset} "
+        f"(version {loaded.version}; roles: {roles})"
+    )
+    return 0
+
+
+def cmd_policy_explain(args: argparse.Namespace) -> int:
+    from govlab.generators import get_dataset
+    from govlab.policy import compile_access
+
+    loaded = _policy(args)
+    plan = compile_access(loaded, get_dataset(loaded.policy.dataset), _principal(args))
+    print(f"role:       {plan.role}")
+    print(f"row filter: {plan.filter_sql}")
+    print("masks:" + ("" if plan.masks else "      (none)"))
+    for column, mask in sorted(plan.masks.items()):
+        print(f"  {column}: {mask.describe()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="govlab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    seed = add("seed", cmd_seed, "generate a dataset and write it as a new table version")
+    seed.add_argument("--dataset", required=True)
+    seed.add_argument("--size", default="tiny")
+    seed.add_argument("--format", default="delta")
+    seed.add_argument("--seed", type=int, default=42)
+    seed.add_argument("--data-dir")
+
+    search = add("search", cmd_search, "print one governed page as JSON")
+    search.add_argument("--dataset", required=True)
+    search.add_argument("--format", default="delta")
+    _principal_args(search)
+    search.add_argument("-q", "--q", default="")
+    search.add_argument("--page", type=int, default=1)
+    search.add_argument("--page-size", type=int, default=20)
+    search.add_argument("--sort")
+    search.add_argument("--policy", help="policy file instead of the live policy")
+    search.add_argument("--data-dir")
+    search.add_argument("--pretty", action="store_true")
+
+    policy = sub.add_parser("policy", help="validate or explain a policy file")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True)
+    validate = policy_sub.add_parser("validate", help="check a policy against its dataset")
+    validate.set_defaults(handler=cmd_policy_validate)
+    validate.add_argument("policy")
+    explain = policy_sub.add_parser("explain", help="the bound filter and masks of a role")
+    explain.set_defaults(handler=cmd_policy_explain)
+    explain.add_argument("policy")
+    _principal_args(explain)
+    _register_service_commands(add)
+    return parser
+
+
+def _principal_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--role", required=True)
+    p.add_argument("--attr", action="append", metavar="K=V", help="principal attribute")
+
+
+def _register_service_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
+    """Service commands live beside the service code; absent extras simply skip them."""
+    try:
+        from govlab.service.cli import register
+    except ImportError:
+        return
+    register(add)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except PolicyError as exc:
+        print(f"govlab: invalid policy: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except AccessDenied as exc:
+        print(f"govlab: access denied: {exc}", file=sys.stderr)
+        return EXIT_DENIED
+    except GovlabError as exc:
+        print(f"govlab: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except FileNotFoundError as exc:
+        print(f"govlab: no such file: {exc.filename}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""Delta Lake 4 tables through delta-rs (the ``deltalake`` package).
+
+A seed is one ``write_deltalake(mode="overwrite")`` fed by a RecordBatchReader over
+the generator, so the table is never in memory and delta-rs commits exactly once, at
+the end: an interrupted seed leaves the previous version current and complete.
+
+The protocol is reader 3 / writer 7 with table features: ``timestampNtz`` (from the
+timestamp-without-time-zone columns) and ``changeDataFeed``. Deletion vectors and
+column mapping stay off so every Delta reader that speaks table features can read it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from deltalake import DeltaTable, WriterProperties, write_deltalake
+
+from govlab.config import Settings
+from govlab.engines._common import (
+    ROW_GROUP_ROWS,
+    CountingBatches,
+    check_dataset_name,
+    normalise,
+    output_schema,
+    seed_lock,
+)
+from govlab.engines.base import ProgressFn, TableInfo
+from govlab.errors import BadRequest, TableNotFound
+from govlab.generators.base import DatasetSpec
+from govlab.policy.ast import Expr
+from govlab.policy.compile import to_arrow
+
+TABLE_CONFIGURATION: dict[str, str | None] = {
+    "delta.enableChangeDataFeed": "true",
+}
+TARGET_FILE_SIZE = 128 * 1024 * 1024
+
+
+class DeltaEngine:
+    name = "delta"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = settings.format_dir("delta")
+
+    # ------------------------------------------------------------------ locations
+    def path(self, dataset: str) -> Path:
+        return self.root / check_dataset_name(dataset)
+
+    def exists(self, dataset: str) -> bool:
+        return DeltaTable.is_deltatable(str(self.path(dataset)))
+
+    def _table(self, dataset: str, version: int | None = None) -> DeltaTable:
+        if not self.exists(dataset):
+            raise TableNotFound(f"delta table {dataset!r} has not been seeded")
+        table = DeltaTable(str(self.path(dataset)))
+        if version is not None and version != table.version():
+            if not 0 <= version <= table.version():
+                raise BadRequest(f"delta table {dataset!r} has no version {version}")
+            table.load_as_version(version)
+        return table
+
+    # ------------------------------------------------------------------ write
+    def write(
+        self,
+        spec: DatasetSpec,
+        batches: Iterable[pa.RecordBatch],
+        progress: ProgressFn | None = None,
+    ) -> TableInfo:
+        path = self.path(spec.name)
+        stream = CountingBatches(spec.schema, batches, progress)
+        with seed_lock(self.settings, self.name, spec.name):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            existed = path.exists()
+            before = _data_files(path)
+            try:
+                write_deltalake(
+                    str(path),
+                    stream.reader(),
+                    mode="overwrite",
+                    schema_mode="overwrite",
+                    partition_by=[spec.partition_by],
+                    name=spec.name,
+                    configuration=TABLE_CONFIGURATION,
+                    target_file_size=TARGET_FILE_SIZE,
+                    writer_properties=WriterProperties(max_row_group_size=ROW_GROUP_ROWS),
+                )
+            except BaseException as exc:
+                _remove_uncommitted(path, before, existed)
+                if stream.error is not None and stream.error is not exc:
+                    # delta-rs wraps the generator's exception in a DeltaError.
+                    raise stream.error from None
+                raise
+            table = DeltaTable(str(path))
+            return self._info(spec.name, table, rows=stream.rows)
+
+    # ------------------------------------------------------------------ metadata
+    def version(self, dataset: str) -> int:
+        return self._table(dataset).version()
+
+    def info(self, dataset: str) -> TableInfo:
+        return self._info(dataset, self._table(dataset))
+
+    def _info(self, dataset: str, table: DeltaTable, rows: int | None = None) -> TableInfo:
+        actions = pa.table(table.get_add_actions(flatten=True))
+        if rows is None:
+            rows = int(pc.sum(actions["num_records"]).as_py() or 0)
+        protocol = table.protocol()
+        metadata = table.metadata()
+        details: dict[str, Any] = {
+            "protocol": {
+                "min_reader_version": protocol.min_reader_version,
+                "min_writer_version": protocol.min_writer_version,
+                "reader_features": sorted(protocol.reader_features or []),
+                "writer_features": sorted(protocol.writer_features or []),
+            },
+            "configuration": dict(metadata.configuration),
+            "partition_by": list(metadata.partition_columns),
+            "files": actions.num_rows,
+        }
+        return TableInfo(
+            format=self.name,
+            dataset=dataset,
+            version=table.version(),
+            rows=rows,
+            location=str(self.path(dataset)),
+            details=details,
+        )
+
+    # ------------------------------------------------------------------ read
+    def _dataset(self, spec: DatasetSpec, version: int | None) -> ds.Dataset:
+        return self._table(spec.name, version).to_pyarrow_dataset()
+
+    def scan(
+        self,
+        spec: DatasetSpec,
+        columns: list[str],
+        row_filter: Expr,
+        version: int | None = None,
+    ) -> pa.Table:
+        schema = output_schema(spec, columns)
+        dataset = self._dataset(spec, version)
+        table = dataset.to_table(columns=list(columns), filter=to_arrow(row_filter))
+        return normalise(table, schema)
+
+    def count(self, spec: DatasetSpec, row_filter: Expr, version: int | None = None) -> int:
+        return self._dataset(spec, version).count_rows(filter=to_arrow(row_filter))
+
+
+def _data_files(path: Path) -> set[Path]:
+    if not path.exists():
+        return set()
+    return {p for p in path.rglob("*") if p.is_file() and "_delta_log" not in p.parts}
+
+
+def _remove_uncommitted(path: Path, before: set[Path], existed: bool) -> None:
+    """After a failed write (no commit), delete the data files it left behind.
+
+    Runs under the seed lock, so every file that appeared since the write began is ours.
+    """
+    if not existed and not DeltaTable.is_deltatable(str(path)):
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    for orphan in _data_files(path) - before:
+        orphan.unlink(missing_ok=True)
+    for directory in sorted((p for p in path.rglob("*") if p.is_dir()), reverse=True):
+        if "_delta_log" not in directory.parts and not any(directory.iterdir()):
+            directory.rmdir()

@@ -1,0 +1,390 @@
+"""Apache Iceberg tables through PyIceberg with a SQLite ``SqlCatalog``.
+
+Catalog ``<iceberg dir>/catalog.db``, warehouse ``<iceberg dir>/warehouse``, namespace
+``govlab``, one table per dataset, identity-partitioned on the dataset's partition
+column and declaring a sort order on the primary key (rows arrive in pk order).
+
+A seed is ONE snapshot: the streamed batches are regrouped into chunks of
+``CHUNK_ROWS`` rows (bounded memory), each chunk is written as data files, and a
+single OVERWRITE snapshot removes every previous data file and adds the new ones,
+committed once at the end. (PyIceberg's ``tx.overwrite`` + ``tx.append`` would commit
+one snapshot per chunk plus a delete snapshot, and every intermediate snapshot would
+be a readable, partial "version".) A failed seed commits nothing and deletes the
+data files it already wrote. The first seed creates the table in the same transaction,
+so a failed first seed leaves no empty table behind.
+
+``version`` is the current snapshot's sequence number; ``scan(version=N)`` reads the
+snapshot with sequence number N.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import shutil
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+from urllib.parse import urlparse
+
+import pyarrow as pa
+from filelock import FileLock
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.io.pyarrow import _dataframe_to_data_files
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table
+from pyiceberg.table.snapshots import Snapshot
+from pyiceberg.table.sorting import SortField, SortOrder
+from pyiceberg.transforms import IdentityTransform
+from pyiceberg.types import (
+    BinaryType,
+    BooleanType,
+    DateType,
+    DecimalType,
+    DoubleType,
+    FloatType,
+    IcebergType,
+    IntegerType,
+    LongType,
+    NestedField,
+    StringType,
+    TimestampType,
+    TimestamptzType,
+    TimeType,
+)
+
+from govlab.config import Settings
+from govlab.engines._common import (
+    ROW_GROUP_ROWS,
+    CountingBatches,
+    check_dataset_name,
+    needed_columns,
+    normalise,
+    output_schema,
+    seed_lock,
+)
+from govlab.engines.base import ProgressFn, TableInfo
+from govlab.errors import BadRequest, TableNotFound
+from govlab.generators.base import DatasetSpec
+from govlab.policy.ast import AlwaysFalse, AlwaysTrue, Expr
+from govlab.policy.compile import to_arrow, to_iceberg
+
+NAMESPACE = "govlab"
+CATALOG_NAME = "govlab"
+CHUNK_ROWS = 500_000
+PARTITION_FIELD_ID = 1000
+TABLE_PROPERTIES = {
+    "format-version": "2",
+    "write.parquet.row-group-limit": str(ROW_GROUP_ROWS),
+}
+
+_catalogs: dict[tuple[str, str], SqlCatalog] = {}
+_catalogs_guard = threading.Lock()
+
+
+class IcebergEngine:
+    name = "iceberg"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = settings.format_dir("iceberg")
+        self.catalog_path = self.root / "catalog.db"
+        self.warehouse = self.root / "warehouse"
+
+    # ------------------------------------------------------------------ catalog
+    @property
+    def catalog(self) -> SqlCatalog:
+        """One SqlCatalog per (catalog file, warehouse) per process.
+
+        Creating it creates the catalog tables and the namespace; a file lock keeps two
+        processes doing that at once from tripping over each other.
+        """
+        key = (str(self.catalog_path), str(self.warehouse))
+        with _catalogs_guard:
+            catalog = _catalogs.get(key)
+            if catalog is None:
+                self.warehouse.mkdir(parents=True, exist_ok=True)
+                self.settings.lock_dir.mkdir(parents=True, exist_ok=True)
+                with FileLock(str(self.settings.lock_dir / "iceberg-catalog.lock")):
+                    catalog = SqlCatalog(
+                        CATALOG_NAME,
+                        uri=f"sqlite:///{self.catalog_path}",
+                        warehouse=self.warehouse.as_uri(),
+                    )
+                    catalog.create_namespace_if_not_exists(NAMESPACE)
+                _catalogs[key] = catalog
+            return catalog
+
+    def identifier(self, dataset: str) -> tuple[str, str]:
+        return (NAMESPACE, check_dataset_name(dataset))
+
+    def _load(self, dataset: str) -> Table:
+        """The table, which must have at least one snapshot (i.e. was seeded)."""
+        if not self.catalog_path.exists():
+            raise TableNotFound(f"iceberg table {dataset!r} has not been seeded")
+        try:
+            table = self.catalog.load_table(self.identifier(dataset))
+        except NoSuchTableError:
+            raise TableNotFound(f"iceberg table {dataset!r} has not been seeded") from None
+        if table.current_snapshot() is None:
+            raise TableNotFound(f"iceberg table {dataset!r} has not been seeded")
+        return table
+
+    @staticmethod
+    def _snapshot(table: Table, dataset: str, version: int | None) -> Snapshot:
+        current = table.current_snapshot()
+        assert current is not None  # _load guarantees it
+        if version is None or version == current.sequence_number:
+            return current
+        for snapshot in table.metadata.snapshots:
+            if snapshot.sequence_number == version:
+                return snapshot
+        raise BadRequest(f"iceberg table {dataset!r} has no version {version}")
+
+    def exists(self, dataset: str) -> bool:
+        try:
+            self._load(dataset)
+        except TableNotFound:
+            return False
+        return True
+
+    def version(self, dataset: str) -> int:
+        snapshot = self._load(dataset).current_snapshot()
+        assert snapshot is not None
+        return snapshot.sequence_number
+
+    # ------------------------------------------------------------------ write
+    def write(
+        self,
+        spec: DatasetSpec,
+        batches: Iterable[pa.RecordBatch],
+        progress: ProgressFn | None = None,
+    ) -> TableInfo:
+        ice_schema, write_schema = iceberg_schema(spec.schema)
+        stream = CountingBatches(spec.schema, batches, progress)
+        identifier = self.identifier(spec.name)
+        with seed_lock(self.settings, self.name, spec.name):
+            catalog = self.catalog
+            try:
+                table: Table | None = catalog.load_table(identifier)
+            except NoSuchTableError:
+                table = None
+            if table is not None and not _same_layout(table, ice_schema, spec):
+                # The dataset's schema changed: drop and recreate (not atomic, but this
+                # only happens when the generator itself changes).
+                location = table.location()
+                catalog.drop_table(identifier)
+                shutil.rmtree(_local_path(location), ignore_errors=True)
+                table = None
+
+            if table is None:
+                tx = catalog.create_table_transaction(
+                    identifier,
+                    schema=ice_schema,
+                    partition_spec=_partition_spec(ice_schema, spec),
+                    sort_order=_sort_order(ice_schema, spec),
+                    properties=TABLE_PROPERTIES,
+                )
+                previous_files = []
+            else:
+                tx = table.transaction()
+                previous_files = (
+                    [task.file for task in table.scan().plan_files()]
+                    if table.current_snapshot() is not None
+                    else []
+                )
+            io = tx._table.io
+            written: list[str] = []
+            try:
+                with tx.update_snapshot().overwrite() as overwrite:
+                    for data_file in previous_files:
+                        overwrite.delete_data_file(data_file)
+                    counter = itertools.count(0)  # shared: file names stay unique
+                    for chunk in stream.chunks(CHUNK_ROWS):
+                        if chunk.schema != write_schema:
+                            chunk = chunk.cast(write_schema)
+                        for data_file in _dataframe_to_data_files(
+                            table_metadata=tx.table_metadata,
+                            df=chunk,
+                            io=io,
+                            write_uuid=overwrite.commit_uuid,
+                            counter=counter,
+                        ):
+                            written.append(data_file.file_path)
+                            overwrite.append_data_file(data_file)
+                tx.commit_transaction()
+            except BaseException:
+                for path in written:
+                    with contextlib.suppress(Exception):
+                        io.delete(path)
+                raise
+            return self._info(spec.name, self._load(spec.name))
+
+    # ------------------------------------------------------------------ metadata
+    def info(self, dataset: str) -> TableInfo:
+        return self._info(dataset, self._load(dataset))
+
+    def _info(self, dataset: str, table: Table) -> TableInfo:
+        snapshot = table.current_snapshot()
+        assert snapshot is not None
+        summary = snapshot.summary
+        details: dict[str, Any] = {
+            "catalog": str(self.catalog_path),
+            "warehouse": str(self.warehouse),
+            "identifier": ".".join(self.identifier(dataset)),
+            "metadata_location": table.metadata_location,
+            "format_version": table.metadata.format_version,
+            "snapshot_id": snapshot.snapshot_id,
+            "sequence_number": snapshot.sequence_number,
+            "operation": str(summary.operation.value) if summary else None,
+            "partition_spec": [
+                {"name": f.name, "transform": str(f.transform), "source_id": f.source_id}
+                for f in table.spec().fields
+            ],
+            "sort_order": str(table.sort_order()),
+            "files": int(summary.get("total-data-files", 0)) if summary else 0,
+            "snapshots": len(table.metadata.snapshots),
+            "properties": dict(table.properties),
+        }
+        return TableInfo(
+            format=self.name,
+            dataset=dataset,
+            version=snapshot.sequence_number,
+            rows=int(summary.get("total-records", 0)) if summary else 0,
+            location=_local_path(table.location()),
+            details=details,
+        )
+
+    # ------------------------------------------------------------------ read
+    def _filtered(
+        self, spec: DatasetSpec, needed: list[str], row_filter: Expr, version: int | None
+    ) -> Iterator[pa.Table]:
+        """Tables of ``needed`` columns (spec types) holding exactly the matching rows.
+
+        PyIceberg's row filter prunes files and row groups but only guarantees a
+        superset (NULL handling, no substring predicate), so the exact Arrow filter is
+        always applied to what it returns.
+        """
+        table = self._load(spec.name)
+        snapshot = self._snapshot(table, spec.name, version)
+        if isinstance(row_filter, AlwaysFalse):
+            return
+        schema = output_schema(spec, needed)
+        exact = to_arrow(row_filter)
+        scan = table.scan(
+            row_filter=to_iceberg(row_filter),
+            selected_fields=tuple(needed),
+            snapshot_id=snapshot.snapshot_id,
+        )
+        for batch in scan.to_arrow_batch_reader():
+            part = normalise(pa.Table.from_batches([batch]), schema)
+            if not isinstance(row_filter, AlwaysTrue):
+                part = part.filter(exact)
+            if part.num_rows:
+                yield part
+
+    def scan(
+        self,
+        spec: DatasetSpec,
+        columns: list[str],
+        row_filter: Expr,
+        version: int | None = None,
+    ) -> pa.Table:
+        schema = output_schema(spec, columns)
+        needed = needed_columns(spec, columns, row_filter)
+        parts = [
+            normalise(part, schema) for part in self._filtered(spec, needed, row_filter, version)
+        ]
+        if not parts:
+            return schema.empty_table()
+        return pa.concat_tables(parts)
+
+    def count(self, spec: DatasetSpec, row_filter: Expr, version: int | None = None) -> int:
+        if isinstance(row_filter, AlwaysTrue):
+            table = self._load(spec.name)
+            summary = self._snapshot(table, spec.name, version).summary
+            if summary is not None and "total-records" in summary:
+                return int(summary["total-records"])
+        needed = needed_columns(spec, [], row_filter)
+        return sum(part.num_rows for part in self._filtered(spec, needed, row_filter, version))
+
+
+# ---------------------------------------------------------------------- schema mapping
+def _iceberg_type(dtype: pa.DataType) -> tuple[IcebergType, pa.DataType]:
+    """(Iceberg type, the Arrow type we write it as) for one Arrow column type."""
+    if pa.types.is_boolean(dtype):
+        return BooleanType(), pa.bool_()
+    if pa.types.is_int8(dtype) or pa.types.is_int16(dtype) or pa.types.is_int32(dtype):
+        return IntegerType(), pa.int32()
+    if pa.types.is_uint8(dtype) or pa.types.is_uint16(dtype):
+        return IntegerType(), pa.int32()
+    if pa.types.is_int64(dtype) or pa.types.is_uint32(dtype):
+        return LongType(), pa.int64()
+    if pa.types.is_float16(dtype) or pa.types.is_float32(dtype):
+        return FloatType(), pa.float32()
+    if pa.types.is_float64(dtype):
+        return DoubleType(), pa.float64()
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+        return StringType(), pa.string()
+    if pa.types.is_binary(dtype) or pa.types.is_large_binary(dtype):
+        return BinaryType(), pa.binary()
+    if pa.types.is_date(dtype):
+        return DateType(), pa.date32()
+    if pa.types.is_timestamp(dtype):
+        if dtype.tz is None:
+            return TimestampType(), pa.timestamp("us")
+        return TimestamptzType(), pa.timestamp("us", tz="UTC")
+    if pa.types.is_time(dtype):
+        return TimeType(), pa.time64("us")
+    if pa.types.is_decimal128(dtype):
+        return DecimalType(dtype.precision, dtype.scale), dtype
+    raise TypeError(f"no Iceberg type for Arrow type {dtype}")
+
+
+def iceberg_schema(schema: pa.Schema) -> tuple[Schema, pa.Schema]:
+    """The Iceberg schema (field ids 1..n, every field optional) for an Arrow schema, and
+    the Arrow schema to cast written chunks to.
+
+    All fields are optional: Iceberg's required flag would only add a write-time check
+    the generators already guarantee, and optional fields accept non-null Arrow input.
+    """
+    fields, arrow_fields = [], []
+    for field_id, field in enumerate(schema, start=1):
+        ice_type, arrow_type = _iceberg_type(field.type)
+        fields.append(NestedField(field_id, field.name, ice_type, required=False))
+        arrow_fields.append(pa.field(field.name, arrow_type, nullable=True))
+    return Schema(*fields), pa.schema(arrow_fields)
+
+
+def _partition_spec(schema: Schema, spec: DatasetSpec) -> PartitionSpec:
+    source = schema.find_field(spec.partition_by)
+    return PartitionSpec(
+        PartitionField(
+            source_id=source.field_id,
+            field_id=PARTITION_FIELD_ID,
+            transform=IdentityTransform(),
+            name=spec.partition_by,
+        )
+    )
+
+
+def _sort_order(schema: Schema, spec: DatasetSpec) -> SortOrder:
+    pk = schema.find_field(spec.primary_key)
+    return SortOrder(SortField(source_id=pk.field_id, transform=IdentityTransform()))
+
+
+def _same_layout(table: Table, schema: Schema, spec: DatasetSpec) -> bool:
+    current = [(f.name, f.field_type) for f in table.schema().fields]
+    wanted = [(f.name, f.field_type) for f in schema.fields]
+    partition = [
+        (table.schema().find_column_name(f.source_id), str(f.transform))
+        for f in table.spec().fields
+    ]
+    return current == wanted and partition == [(spec.partition_by, str(IdentityTransform()))]
+
+
+def _local_path(location: str) -> str:
+    parsed = urlparse(location)
+    return parsed.path if parsed.scheme == "file" else location

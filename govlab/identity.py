@@ -1,0 +1,99 @@
+"""Signed identity: who a request is from is read from an HS256 token, never a header.
+
+Tokens carry ``sub``, ``role``, ``attrs`` and ``exp``, signed with a key derived from
+the deployment secret (so the signing key differs from the masking keys). Only the
+demo mode reads the original showcase's ``X-User-Role`` / ``X-User-Context`` headers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import jwt
+
+from govlab.errors import GovlabError
+from govlab.policy import Principal
+
+ALGORITHM = "HS256"
+ISSUER = "govlab"
+DEFAULT_TTL_S = 3600
+MAX_TTL_S = 30 * 24 * 3600
+_TTL = re.compile(r"^(\d+)([smhd]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class InvalidToken(GovlabError):
+    """Missing, malformed, forged or expired credentials (HTTP 401)."""
+
+
+def signing_key(secret: bytes) -> bytes:
+    return hmac.new(secret, b"govlab-jwt-signing", hashlib.sha256).digest()
+
+
+def parse_ttl(text: str) -> int:
+    m = _TTL.match(text.strip())
+    if not m:
+        raise GovlabError(f"--ttl expects e.g. 3600, 30m, 1h or 7d, got {text!r}")
+    seconds = int(m.group(1)) * _UNITS[m.group(2)]
+    if not 0 < seconds <= MAX_TTL_S:
+        raise GovlabError("--ttl must be between 1 second and 30 days")
+    return seconds
+
+
+def mint_token(
+    secret: bytes,
+    role: str,
+    attrs: Mapping[str, Any] | None = None,
+    sub: str | None = None,
+    ttl_s: int = DEFAULT_TTL_S,
+) -> str:
+    now = int(time.time())
+    claims = {
+        "sub": sub or f"{role}-user",
+        "role": role,
+        "attrs": dict(attrs or {}),
+        "iat": now,
+        "exp": now + ttl_s,
+        "iss": ISSUER,
+    }
+    return jwt.encode(claims, signing_key(secret), algorithm=ALGORITHM)
+
+
+def verify_token(secret: bytes, token: str) -> Principal:
+    """Decode and check signature, expiry and shape; any doubt is InvalidToken."""
+    try:
+        claims = jwt.decode(
+            token,
+            signing_key(secret),
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            options={"require": ["exp", "sub", "role", "iss"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise InvalidToken("token expired") from None
+    except jwt.PyJWTError:
+        raise InvalidToken("invalid token") from None
+    return _principal_from(claims.get("role"), claims.get("attrs", {}), claims.get("sub"))
+
+
+def principal_from_demo_headers(role: str | None, context: str | None) -> Principal:
+    """The showcase's unsigned headers; only reachable when demo auth is switched on."""
+    try:
+        attrs = json.loads(context) if context else {}
+    except json.JSONDecodeError:
+        raise InvalidToken("X-User-Context must be a JSON object") from None
+    return _principal_from(role, attrs, "demo")
+
+
+def _principal_from(role: Any, attrs: Any, sub: Any) -> Principal:
+    if not isinstance(role, str) or not role:
+        raise InvalidToken("token has no role")
+    if not isinstance(attrs, dict):
+        raise InvalidToken("token attrs must be an object")
+    return Principal(role=role, attrs=attrs, sub=str(sub))

@@ -1,0 +1,77 @@
+"""Where a dataset's live policy comes from, and how edits become versions.
+
+The shipped YAML under ``governance/`` is the baseline. An accepted edit is written
+as a new numbered file under ``<data root>/policies/<dataset>/`` (temp file, fsync,
+rename), so history is kept on disk and a failed edit never replaces the live text.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from govlab.config import Settings
+from govlab.generators import get_dataset
+from govlab.policy import LoadedPolicy, load_policy, parse_policy, validate_policy
+
+GOVERNANCE_DIR = Path(__file__).resolve().parent.parent.parent / "governance"
+
+
+@dataclass(frozen=True)
+class PolicyRevision:
+    number: int
+    path: Path
+
+
+class PolicyStore:
+    def __init__(self, settings: Settings, governance_dir: Path | None = None) -> None:
+        self.settings = settings
+        self.governance_dir = Path(
+            governance_dir or os.environ.get("GOVLAB_GOVERNANCE_DIR") or GOVERNANCE_DIR
+        )
+
+    def _dir(self, dataset: str) -> Path:
+        get_dataset(dataset)  # dataset names are checked before they become paths
+        return self.settings.data_dir / "policies" / dataset
+
+    def revisions(self, dataset: str) -> list[PolicyRevision]:
+        folder = self._dir(dataset)
+        found = []
+        for path in folder.glob("v*.yaml") if folder.exists() else []:
+            stem = path.stem[1:]
+            if stem.isdigit():
+                found.append(PolicyRevision(int(stem), path))
+        return sorted(found, key=lambda r: r.number)
+
+    def current(self, dataset: str) -> LoadedPolicy:
+        revisions = self.revisions(dataset)
+        path = revisions[-1].path if revisions else self.governance_dir / f"{dataset}.yaml"
+        return validate_policy(load_policy(path), get_dataset(dataset))
+
+    def put(self, dataset: str, text: str) -> tuple[int, LoadedPolicy]:
+        """Validate, then store as the next revision; raises PolicyError and stores nothing."""
+        loaded = validate_policy(parse_policy(text), get_dataset(dataset))
+        folder = self._dir(dataset)
+        folder.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(folder / ".lock")):
+            revisions = self.revisions(dataset)
+            number = (revisions[-1].number if revisions else 0) + 1
+            _atomic_write(folder / f"v{number}.yaml", text)
+        return number, loaded
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,248 @@
+"""The governed search: policy + principal -> filtered scan -> page -> masks.
+
+Data flows one way. The row filter and the text match are pushed into the engine's
+scan on raw values; only the page's rows are ever fully read; masks are computed from
+those raw values once, as the last step. A masked column is never searched or sorted
+on, so neither ``total`` nor the order of a page can reveal its raw values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from govlab import masks
+from govlab.config import Settings
+from govlab.engines import get_engine
+from govlab.engines.base import Engine
+from govlab.errors import BadRequest
+from govlab.generators import DatasetSpec, get_dataset
+from govlab.policy import AccessPlan, LoadedPolicy, Principal, compile_access
+from govlab.policy.ast import Contains, Expr, and_, in_, or_
+from govlab.policy.store import PolicyStore
+
+MAX_PAGE_SIZE = 200
+MAX_QUERY_CHARS = 200
+MAX_TERMS = 10
+PREVIEW_ROWS = 5
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """A validated, normalised request: equal queries are equal objects (cache keys)."""
+
+    q: str = ""
+    page: int = 1
+    page_size: int = 20
+    sort: str | None = None
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        return tuple(self.q.split())
+
+    @classmethod
+    def parse(cls, q: str | None, page: int, page_size: int, sort: str | None) -> SearchQuery:
+        q = " ".join((q or "").split())
+        if len(q) > MAX_QUERY_CHARS:
+            raise BadRequest(f"q is longer than {MAX_QUERY_CHARS} characters")
+        if len(q.split()) > MAX_TERMS:
+            raise BadRequest(f"q has more than {MAX_TERMS} terms")
+        if page < 1:
+            raise BadRequest("page must be 1 or more")
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise BadRequest(f"pageSize must be between 1 and {MAX_PAGE_SIZE}")
+        return cls(q=q, page=page, page_size=page_size, sort=(sort or None))
+
+
+@dataclass(frozen=True)
+class SortKey:
+    column: str
+    descending: bool
+
+    @classmethod
+    def resolve(cls, sort: str | None, spec: DatasetSpec, plan: AccessPlan) -> SortKey:
+        """``col`` or ``-col``; masked or unknown columns are refused (order leaks values)."""
+        if not sort:
+            return cls(spec.primary_key, False)
+        descending = sort.startswith("-")
+        column = sort.lstrip("-+")
+        if column not in spec.schema.names:
+            raise BadRequest(f"cannot sort on unknown column {column!r}")
+        if column in plan.masks:
+            raise BadRequest(f"cannot sort on masked column {column!r}")
+        if pa.types.is_nested(spec.schema.field(column).type):
+            raise BadRequest(f"column {column!r} is not sortable")
+        return cls(column, descending)
+
+
+def text_filter(terms: tuple[str, ...], spec: DatasetSpec, plan: AccessPlan) -> Expr:
+    """Every term must match some searchable column the role sees unmasked.
+
+    With no such column a non-empty query matches nothing: searching masked raw values
+    would let a caller probe them one substring at a time.
+    """
+    columns = [c for c in spec.searchable if c not in plan.masks]
+    return and_(*(or_(*(Contains(c, term) for c in columns)) for term in terms))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    spec: DatasetSpec
+    policy: LoadedPolicy
+    plan: AccessPlan
+    engine: Engine
+    version: int
+    sort: SortKey
+    query: SearchQuery
+
+
+class GovernedSearch:
+    """Serves pages for one data root; policies come from its PolicyStore."""
+
+    def __init__(self, settings: Settings, policies: PolicyStore | None = None) -> None:
+        self.settings = settings
+        self.policies = policies or PolicyStore(settings)
+        self._key: bytes | None = None
+
+    @property
+    def key(self) -> bytes:
+        if self._key is None:
+            self._key = self.settings.secret_key()
+        return self._key
+
+    def engine(self, fmt: str) -> Engine:
+        return get_engine(fmt, self.settings)
+
+    def plan(
+        self, dataset: str, principal: Principal, policy: LoadedPolicy | None = None
+    ) -> tuple[DatasetSpec, LoadedPolicy, AccessPlan]:
+        spec = get_dataset(dataset)
+        loaded = policy or self.policies.current(dataset)
+        return spec, loaded, compile_access(loaded, spec, principal)
+
+    def prepare(
+        self,
+        dataset: str,
+        fmt: str,
+        principal: Principal,
+        query: SearchQuery,
+        policy: LoadedPolicy | None = None,
+    ) -> Prepared:
+        """Everything a page depends on, resolved and checked before any scan.
+
+        The cache keys pages by exactly these versions, so a reseed or a policy edit
+        changes the key before a stale page could be served.
+        """
+        spec, loaded, plan = self.plan(dataset, principal, policy)
+        engine = self.engine(fmt)
+        version = engine.version(dataset)  # pinned: count and page read the same snapshot
+        sort = SortKey.resolve(query.sort, spec, plan)
+        return Prepared(spec, loaded, plan, engine, version, sort, query)
+
+    def search(
+        self,
+        dataset: str,
+        fmt: str,
+        principal: Principal,
+        query: SearchQuery,
+        policy: LoadedPolicy | None = None,
+    ) -> dict[str, Any]:
+        return self.run(self.prepare(dataset, fmt, principal, query, policy))
+
+    def run(self, prepared: Prepared) -> dict[str, Any]:
+        started = time.perf_counter()
+        spec, plan, engine, query = prepared.spec, prepared.plan, prepared.engine, prepared.query
+        visible = and_(plan.row_filter, text_filter(query.terms, spec, plan))
+        page_keys, total = self._page_keys(
+            engine, spec, visible, prepared.sort, query, prepared.version
+        )
+        rows = self._page_rows(engine, spec, visible, page_keys, prepared.version)
+        masked = masks.mask_table(rows, plan.mask_plan, self.key)
+        return {
+            "items": to_json_rows(masked),
+            "page": query.page,
+            "pageSize": query.page_size,
+            "total": total,
+            "maskedFields": sorted(plan.masks),
+            "sort": ("-" if prepared.sort.descending else "") + prepared.sort.column,
+            "tableVersion": prepared.version,
+            "policyVersion": prepared.policy.version,
+            "role": plan.role,
+            "engine": engine.name,
+            "pushdown": True,
+            "tookMs": round((time.perf_counter() - started) * 1000, 2),
+        }
+
+    def _page_keys(
+        self,
+        engine: Engine,
+        spec: DatasetSpec,
+        visible: Expr,
+        sort: SortKey,
+        query: SearchQuery,
+        version: int,
+    ) -> tuple[pa.Array, int]:
+        """Phase one reads only the key and sort columns of every visible row."""
+        pk = spec.primary_key
+        columns = list(dict.fromkeys([sort.column, pk]))
+        keys = engine.scan(spec, columns, visible, version)
+        order = "descending" if sort.descending else "ascending"
+        sort_keys = [(sort.column, order)] + ([(pk, "ascending")] if sort.column != pk else [])
+        total = keys.num_rows
+        offset = (query.page - 1) * query.page_size
+        if offset >= total:
+            return pa.array([], spec.schema.field(pk).type), total
+        top = offset + query.page_size
+        if top < total:
+            keys = keys.take(pc.select_k_unstable(keys, k=top, sort_keys=sort_keys))
+        ordered = keys.sort_by(sort_keys)
+        return ordered.column(pk).slice(offset, query.page_size).combine_chunks(), total
+
+    def _page_rows(
+        self, engine: Engine, spec: DatasetSpec, visible: Expr, page_keys: pa.Array, version: int
+    ) -> pa.Table:
+        """Phase two reads whole rows for the page only, re-applying the row filter."""
+        pk = spec.primary_key
+        if len(page_keys) == 0:
+            return spec.schema.empty_table()
+        pk_type = spec.schema.field(pk).type
+        wanted = in_(pk, tuple(page_keys.to_pylist()), pk_type)
+        rows = engine.scan(spec, spec.schema.names, and_(visible, wanted), version)
+        positions = pc.index_in(page_keys, value_set=rows.column(pk))
+        return rows.take(positions)
+
+    def validate(
+        self, dataset: str, fmt: str, principal: Principal, policy: LoadedPolicy | None = None
+    ) -> dict[str, Any]:
+        """Dry run for a role: what it would see, before it searches."""
+        _, loaded, plan = self.plan(dataset, principal, policy)
+        result = self.search(
+            dataset, fmt, principal, SearchQuery(page_size=PREVIEW_ROWS), policy=loaded
+        )
+        return {
+            "dataset": dataset,
+            "format": fmt,
+            "role": plan.role,
+            "rowsVisible": result["total"],
+            "rowFilter": plan.filter_sql,
+            "maskedColumns": {c: m.describe() for c, m in sorted(plan.masks.items())},
+            "preview": result["items"],
+            "tableVersion": result["tableVersion"],
+            "policyVersion": loaded.version,
+        }
+
+
+def to_json_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """Page rows as JSON-ready dicts: dates and timestamps become ISO strings."""
+    return [{k: _json_value(v) for k, v in row.items()} for row in table.to_pylist()]
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    return value
