@@ -162,13 +162,72 @@ def _principal_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attr", action="append", metavar="K=V", help="principal attribute")
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    from govlab.identity import mint_token, parse_ttl
+
+    secret = _settings(args).secret_key()
+    print(mint_token(secret, args.role, parse_attrs(args.attr), args.sub, parse_ttl(args.ttl)))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import redis
+    from rq import Queue, Worker
+
+    from govlab.jobs import QUEUE
+    from govlab.redis_server import redis_url
+
+    conn = redis.Redis.from_url(redis_url(_settings(args)))
+    Worker([Queue(QUEUE, connection=conn)], connection=conn).work(burst=args.burst)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """API plus a background worker, sharing one Redis (embedded unless REDIS_URL is set)."""
+    import atexit
+    import os
+    import subprocess
+
+    import uvicorn
+
+    from govlab.api import create_app
+    from govlab.redis_server import redis_url
+
+    settings = _settings(args)
+    os.environ["GOVLAB_DATA_DIR"] = str(settings.data_dir)
+    os.environ["REDIS_URL"] = redis_url(settings)
+    if args.demo_auth:
+        os.environ["GOVLAB_DEMO_AUTH"] = "1"
+    for _ in range(args.workers):
+        worker = subprocess.Popen([sys.executable, "-m", "govlab.cli", "worker"])
+        atexit.register(worker.terminate)
+    app = create_app(settings, demo_auth=args.demo_auth or None)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
 def _register_service_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
-    """Service commands live beside the service code; absent extras simply skip them."""
-    try:
-        from govlab.service.cli import register
-    except ImportError:
-        return
-    register(add)
+    token = add("token", cmd_token, "mint a signed bearer token for the API")
+    _principal_args(token)
+    token.add_argument("--sub", help="subject (user id) claim")
+    token.add_argument("--ttl", default="1h", help="lifetime: 3600, 30m, 1h, 7d")
+    token.add_argument("--data-dir")
+
+    worker = add("worker", cmd_worker, "run a seeding worker on the Redis queue")
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.add_argument("--data-dir")
+
+    serve = add("serve", cmd_serve, "serve the HTTP API (and a worker, and Redis if needed)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="background seeding workers")
+    serve.add_argument(
+        "--demo-auth",
+        action="store_true",
+        help="also accept unsigned X-User-Role/X-User-Context headers (demo only)",
+    )
+    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--data-dir")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,6 +8,7 @@ under the data root, and shut down (with a save) when the process exits.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import socket
@@ -36,10 +37,9 @@ class EmbeddedRedis:
     def stop(self) -> None:
         if self.process.poll() is not None:
             return
-        try:
+        # shutdown closes the connection under us; that error is the success case
+        with contextlib.suppress(redis.ConnectionError, redis.ResponseError):
             redis.Redis(port=self.port, socket_timeout=2).shutdown(save=True)
-        except (redis.ConnectionError, redis.ResponseError):
-            pass  # shutdown closes the connection under us; that is success
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:

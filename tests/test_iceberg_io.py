@@ -1,0 +1,112 @@
+"""Iceberg engine (PyIceberg + SQLite SqlCatalog): the shared contract plus catalog,
+partitioning and one-snapshot-per-seed checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from engine_fixtures import SCHEMA, SPEC, Boom, EngineContract, batches, by_pk, expected, failing
+
+import govlab.engines.iceberg as iceberg_module
+from govlab.config import Settings
+from govlab.engines.iceberg import IcebergEngine, iceberg_schema
+from govlab.policy.ast import TRUE, And, Contains, NotIn
+
+
+class TestIcebergContract(EngineContract):
+    fmt = "iceberg"
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> IcebergEngine:
+    return IcebergEngine(Settings(data_dir=tmp_path))
+
+
+def _data_files(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "iceberg" / "warehouse").rglob("*.parquet"))
+
+
+def test_catalog_warehouse_and_partitioning(engine: IcebergEngine, tmp_path: Path) -> None:
+    info = engine.write(SPEC, batches(1_000, seed=1))
+    assert (tmp_path / "iceberg" / "catalog.db").is_file()
+    assert Path(info.location).is_relative_to(tmp_path / "iceberg" / "warehouse")
+    assert info.details["identifier"] == "govlab.people"
+    assert info.details["partition_spec"] == [
+        {"name": "region", "transform": "identity", "source_id": 3}
+    ]
+    table = engine.catalog.load_table(("govlab", "people"))
+    assert [f.name for f in table.spec().fields] == ["region"]
+    assert table.sort_order().fields[0].source_id == table.schema().find_field("id").field_id
+    assert table.properties["write.parquet.row-group-limit"] == "65536"
+    assert {p.parent.name for p in _data_files(tmp_path)} == {
+        f"region={r}" for r in ("MW", "NE", "SE", "SW", "W")
+    }
+    assert info.rows == 1_000
+    assert info.version == 1
+
+
+def test_schema_mapping_round_trips_to_spec(engine: IcebergEngine) -> None:
+    ice, arrow = iceberg_schema(SCHEMA)
+    assert [f.field_id for f in ice.fields] == list(range(1, len(SCHEMA) + 1))
+    assert str(ice.find_field("last_seen").field_type) == "timestamp"
+    assert not any(f.required for f in ice.fields)
+    assert arrow.names == SCHEMA.names
+    engine.write(SPEC, batches(300, seed=1))
+    assert engine.scan(SPEC, SCHEMA.names, TRUE).schema == SCHEMA  # nullability included
+
+
+def test_one_snapshot_per_seed_even_with_many_chunks(
+    engine: IcebergEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(iceberg_module, "CHUNK_ROWS", 300)  # ~7 chunks for 2000 rows
+    first = engine.write(SPEC, batches(2_000, seed=1))
+    second = engine.write(SPEC, batches(1_500, seed=2))
+    assert (first.version, second.version) == (1, 2)
+    table = engine.catalog.load_table(("govlab", "people"))
+    assert [s.sequence_number for s in table.metadata.snapshots] == [1, 2]
+    assert second.details["operation"] == "overwrite"
+    assert by_pk(engine.scan(SPEC, SCHEMA.names, TRUE)).equals(expected(1_500, seed=2))
+    assert by_pk(engine.scan(SPEC, SCHEMA.names, TRUE, version=1)).equals(expected(2_000, seed=1))
+    assert engine.count(SPEC, TRUE, version=1) == 2_000
+
+
+def test_interrupted_multi_chunk_seed_keeps_snapshot_and_deletes_its_files(
+    engine: IcebergEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(iceberg_module, "CHUNK_ROWS", 300)
+    engine.write(SPEC, batches(1_000, seed=1))
+    files_before = _data_files(tmp_path)
+    # fails after 6 batches of 250 rows: several chunks were already written as files
+    with pytest.raises(Boom):
+        engine.write(SPEC, failing(3_000, seed=2, fail_after=6))
+    assert _data_files(tmp_path) == files_before
+    assert engine.version("people") == 1
+    table = engine.catalog.load_table(("govlab", "people"))
+    assert len(table.metadata.snapshots) == 1
+    assert by_pk(engine.scan(SPEC, SCHEMA.names, TRUE)).equals(expected(1_000, seed=1))
+
+
+def test_interrupted_first_seed_creates_no_table(engine: IcebergEngine) -> None:
+    with pytest.raises(Boom):
+        engine.write(SPEC, failing(1_000, seed=1, fail_after=2))
+    assert not engine.catalog.table_exists(("govlab", "people"))
+
+
+def test_exact_filter_applied_after_superset_scan(engine: IcebergEngine) -> None:
+    """Contains cannot be pushed into PyIceberg (it scans a superset); the engine must
+    still return only exact matches, with NOT IN rejecting NULL."""
+    engine.write(SPEC, batches(1_000, seed=1))
+    expr = And((Contains("nickname", "D"), NotIn("region", ("NE", "SE"), pa.string())))
+    result = engine.scan(SPEC, ["id", "nickname"], expr)
+    assert result.num_rows > 0
+    assert set(result.column("nickname").to_pylist()) == {"dee", "Ed"}
+    assert engine.count(SPEC, expr) == result.num_rows
+
+
+def test_second_engine_shares_catalog(engine: IcebergEngine, tmp_path: Path) -> None:
+    engine.write(SPEC, batches(100, seed=1))
+    other = IcebergEngine(Settings(data_dir=tmp_path))
+    assert other.version("people") == engine.version("people")
+    assert other.count(SPEC, TRUE) == 100
