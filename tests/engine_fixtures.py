@@ -204,7 +204,9 @@ class EngineContract:
         for expr in (FALSE, FILTERS["no_rows"]):
             result = engine.scan(SPEC, ["id", "region", "last_seen"], expr)
             assert result.num_rows == 0
-            assert result.schema == pa.schema([SCHEMA.field(c) for c in ("id", "region", "last_seen")])
+            assert result.schema == pa.schema(
+                [SCHEMA.field(c) for c in ("id", "region", "last_seen")]
+            )
             assert engine.count(SPEC, expr) == 0
 
     @pytest.mark.parametrize("name", sorted(FILTERS))
