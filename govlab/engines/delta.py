@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 from deltalake import DeltaTable, WriterProperties, write_deltalake
 
 from govlab.config import Settings
@@ -135,7 +136,12 @@ class DeltaEngine:
 
     # ------------------------------------------------------------------ read
     def _dataset(self, spec: DatasetSpec, version: int | None) -> ds.Dataset:
-        return self._table(spec.name, version).to_pyarrow_dataset()
+        # Read the data files with Arrow's native local filesystem. The default is a
+        # PyFileSystem calling back into delta-rs from Arrow's IO threads, which is
+        # slower and intermittently aborted the interpreter at exit ("terminate called
+        # without an active exception") after a scan.
+        filesystem = pafs.SubTreeFileSystem(str(self.path(spec.name)), pafs.LocalFileSystem())
+        return self._table(spec.name, version).to_pyarrow_dataset(filesystem=filesystem)
 
     def scan(
         self,
