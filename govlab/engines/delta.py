@@ -40,7 +40,7 @@ from govlab.policy.compile import to_arrow
 TABLE_CONFIGURATION: dict[str, str | None] = {
     "delta.enableChangeDataFeed": "true",
 }
-TARGET_FILE_SIZE = 128 * 1024 * 1024
+TARGET_FILE_SIZE = 64 * 1024 * 1024  # also bounds what delta-rs buffers per partition
 
 
 class DeltaEngine:
