@@ -1,0 +1,134 @@
+"""The ``govlab`` command end to end: seed, search, token; errors as one stderr line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from govlab.cli import main
+from govlab.config import Settings
+from govlab.identity import verify_token
+from tests.conftest import TEST_SECRET
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_seed_then_search_as_two_roles(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = str(tmp_path)
+    code, out, _ = run(
+        capsys,
+        "seed",
+        "--dataset",
+        "healthcare",
+        "--size",
+        "tiny",
+        "--format",
+        "iceberg",
+        "--data-dir",
+        data,
+    )
+    assert code == 0 and json.loads(out.strip().splitlines()[-1])["rows"] == 1000
+    code, out, _ = run(
+        capsys,
+        "search",
+        "--dataset",
+        "healthcare",
+        "--format",
+        "iceberg",
+        "--role",
+        "analyst",
+        "--attr",
+        'allowed_regions=["NE","SW"]',
+        "-q",
+        "asthma",
+        "--data-dir",
+        data,
+    )
+    page = json.loads(out)
+    assert code == 0 and page["total"] > 0
+    assert {r["region"] for r in page["items"]} <= {"NE", "SW"}
+    assert all("asthma" in (r["condition"] + (r["notes"] or "")) for r in page["items"])
+    code, out, _ = run(
+        capsys,
+        "search",
+        "--dataset",
+        "healthcare",
+        "--format",
+        "iceberg",
+        "--role",
+        "clinician",
+        "--attr",
+        "id=C007",
+        "--page-size",
+        "200",
+        "--data-dir",
+        data,
+    )
+    assert {r["clinician_id"] for r in json.loads(out)["items"]} == {"C007"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "needle"),
+    [
+        (["--role", "intern"], 3, "not defined"),
+        (["--role", "clinician"], 3, "attribute 'id'"),
+        (
+            ["--role", "analyst", "--attr", "allowed_regions=[]", "--sort", "ssn"],
+            1,
+            "masked column",
+        ),
+        (["--role", "admin", "--page-size", "500"], 1, "pageSize"),
+        (["--role", "admin", "--format", "orc"], 1, "valid formats"),
+    ],
+)
+def test_search_errors_are_one_line_on_stderr(
+    seeded: Settings, capsys: pytest.CaptureFixture[str], argv: list[str], code: int, needle: str
+) -> None:
+    base = [
+        "search",
+        "--dataset",
+        "healthcare",
+        "--format",
+        "delta",
+        "--data-dir",
+        str(seeded.data_dir),
+    ]
+    got, out, err = run(capsys, *base, *argv)
+    assert got == code and out == ""
+    assert len(err.strip().splitlines()) == 1 and err.startswith("govlab:") and needle in err
+
+
+def test_search_on_an_unseeded_table_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(
+        capsys,
+        "search",
+        "--dataset",
+        "financial",
+        "--format",
+        "parquet",
+        "--role",
+        "admin",
+        "--data-dir",
+        str(tmp_path),
+    )
+    assert code == 1 and "seed" in err.lower()
+
+
+def test_token_mints_a_verifiable_token(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "token", "--role", "analyst", "--attr", 'allowed_regions=["NE"]', "--ttl", "5m"
+    )
+    principal = verify_token(TEST_SECRET.encode(), out.strip())
+    assert (
+        code == 0 and principal.role == "analyst" and principal.attrs == {"allowed_regions": ["NE"]}
+    )
+    code, _, err = run(capsys, "token", "--role", "analyst", "--ttl", "forever")
+    assert code == 1 and "--ttl" in err
