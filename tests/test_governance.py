@@ -771,7 +771,7 @@ def row_strategy(row_id: int) -> st.SearchStrategy[dict[str, Any]]:
 
 @st.composite
 def tables(draw: st.DrawFn) -> list[dict[str, Any]]:
-    n = draw(st.integers(0, 12))
+    n = draw(st.integers(0, 15))
     return [draw(row_strategy(k)) for k in range(n)]
 
 
@@ -793,7 +793,7 @@ Gen = tuple[str, Callable[[Mapping[str, Any]], bool | None]]
 
 @st.composite
 def leaf(draw: st.DrawFn, attrs: Attrs) -> Gen:
-    kind = draw(st.sampled_from(["cmp", "cmp", "in", "isnull", "bool", "const"]))
+    kind = draw(st.sampled_from(["cmp", "in", "cmp", "in", "isnull", "bool", "const"]))
     column = draw(st.sampled_from(FILTER_COLUMNS))
     quote = draw(st.sampled_from(["'", '"']))
 
@@ -864,7 +864,8 @@ def filters(draw: st.DrawFn, depth: int = 3) -> tuple[str, Any, dict[str, Any]]:
     attrs = Attrs()
 
     def node(d: int) -> Gen:
-        kind = draw(st.sampled_from(["leaf", "not", "and", "or"])) if d > 0 else "leaf"
+        kinds = ["and", "or", "not", "and", "or", "leaf"]
+        kind = draw(st.sampled_from(kinds)) if d > 0 else "leaf"
         if kind == "leaf":
             return draw(leaf(attrs))
         if kind == "not":
