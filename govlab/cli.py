@@ -186,6 +186,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """API plus a background worker, sharing one Redis (embedded unless REDIS_URL is set)."""
     import atexit
     import os
+    import signal
     import subprocess
 
     import uvicorn
@@ -198,12 +199,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ["REDIS_URL"] = redis_url(settings)
     if args.demo_auth:
         os.environ["GOVLAB_DEMO_AUTH"] = "1"
-    for _ in range(args.workers):
-        worker = subprocess.Popen([sys.executable, "-m", "govlab.cli", "worker"])
-        atexit.register(worker.terminate)
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "govlab.cli", "worker"])
+        for _ in range(args.workers)
+    ]
+    atexit.register(_stop_processes, workers)  # runs before the embedded Redis stops (LIFO)
     app = create_app(settings, demo_auth=args.demo_auth or None)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit
+    # instead lets atexit stop the workers and the embedded Redis.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
+
+
+def _stop_processes(processes: list[Any]) -> None:
+    import subprocess
+
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # a worker stuck in shutdown is killed
+            process.kill()
 
 
 def _register_service_commands(add: Callable[..., argparse.ArgumentParser]) -> None:

@@ -13,8 +13,9 @@ be a readable, partial "version".) A failed seed commits nothing and deletes the
 data files it already wrote. The first seed creates the table in the same transaction,
 so a failed first seed leaves no empty table behind.
 
-``version`` is the current snapshot's sequence number; ``scan(version=N)`` reads the
-snapshot with sequence number N.
+``version`` is the current snapshot's sequence number (plus an offset kept in a table
+property when a schema change replaced the table, so versions only ever grow);
+``scan(version=N)`` reads the snapshot with that number.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import contextlib
 import itertools
 import shutil
 import threading
+import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urlparse
@@ -32,9 +34,10 @@ from filelock import FileLock
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.io.pyarrow import _dataframe_to_data_files
+from pyiceberg.manifest import DataFile
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
-from pyiceberg.table import Table
+from pyiceberg.table import Table, Transaction
 from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.table.sorting import SortField, SortOrder
 from pyiceberg.transforms import IdentityTransform
@@ -75,6 +78,7 @@ NAMESPACE = "govlab"
 CATALOG_NAME = "govlab"
 CHUNK_ROWS = 500_000
 PARTITION_FIELD_ID = 1000
+VERSION_OFFSET = "govlab.version-offset"
 TABLE_PROPERTIES = {
     "format-version": "2",
     "write.parquet.row-group-limit": str(ROW_GROUP_ROWS),
@@ -136,10 +140,10 @@ class IcebergEngine:
     def _snapshot(table: Table, dataset: str, version: int | None) -> Snapshot:
         current = table.current_snapshot()
         assert current is not None  # _load guarantees it
-        if version is None or version == current.sequence_number:
+        if version is None or version == _version(table, current):
             return current
         for snapshot in table.metadata.snapshots:
-            if snapshot.sequence_number == version:
+            if _version(table, snapshot) == version:
                 return snapshot
         raise BadRequest(f"iceberg table {dataset!r} has no version {version}")
 
@@ -151,9 +155,8 @@ class IcebergEngine:
         return True
 
     def version(self, dataset: str) -> int:
-        snapshot = self._load(dataset).current_snapshot()
-        assert snapshot is not None
-        return snapshot.sequence_number
+        table = self._load(dataset)
+        return _version(table, table.current_snapshot())
 
     # ------------------------------------------------------------------ write
     def write(
@@ -171,56 +174,43 @@ class IcebergEngine:
                 table: Table | None = catalog.load_table(identifier)
             except NoSuchTableError:
                 table = None
-            if table is not None and not _same_layout(table, ice_schema, spec):
-                # The dataset's schema changed: drop and recreate (not atomic, but this
-                # only happens when the generator itself changes).
-                location = table.location()
-                catalog.drop_table(identifier)
-                shutil.rmtree(_local_path(location), ignore_errors=True)
-                table = None
 
-            if table is None:
-                tx = catalog.create_table_transaction(
-                    identifier,
-                    schema=ice_schema,
-                    partition_spec=_partition_spec(ice_schema, spec),
-                    sort_order=_sort_order(ice_schema, spec),
-                    properties=TABLE_PROPERTIES,
-                )
-                previous_files = []
-            else:
+            if table is not None and _same_layout(table, ice_schema, spec):
                 tx = table.transaction()
-                previous_files = (
-                    [task.file for task in table.scan().plan_files()]
-                    if table.current_snapshot() is not None
-                    else []
+                previous = (
+                    [t.file for t in table.scan().plan_files()] if table.current_snapshot() else []
                 )
-            io = tx._table.io
-            written: list[str] = []
-            try:
-                with tx.update_snapshot().overwrite() as overwrite:
-                    for data_file in previous_files:
-                        overwrite.delete_data_file(data_file)
-                    counter = itertools.count(0)  # shared: file names stay unique
-                    for chunk in stream.chunks(CHUNK_ROWS):
-                        if chunk.schema != write_schema:
-                            chunk = chunk.cast(write_schema)
-                        for data_file in _dataframe_to_data_files(
-                            table_metadata=tx.table_metadata,
-                            df=chunk,
-                            io=io,
-                            write_uuid=overwrite.commit_uuid,
-                            counter=counter,
-                        ):
-                            written.append(data_file.file_path)
-                            overwrite.append_data_file(data_file)
-                tx.commit_transaction()
-            except BaseException:
-                for path in written:
-                    with contextlib.suppress(Exception):
-                        io.delete(path)
-                raise
+                _commit_seed(tx, previous, stream, write_schema)
+            elif table is None:
+                tx = self._create_transaction(identifier, ice_schema, spec, offset=0)
+                _commit_seed(tx, [], stream, write_schema)
+            else:
+                # The dataset's schema or partitioning changed. Seed a staging table
+                # (nothing is visible if that fails), then swap it in by name. Versions
+                # continue from the old table's through the version-offset property.
+                staging = (NAMESPACE, f"{spec.name}__staging_{uuid.uuid4().hex[:12]}")
+                tx = self._create_transaction(
+                    staging, ice_schema, spec, offset=_version(table, table.current_snapshot())
+                )
+                _commit_seed(tx, [], stream, write_schema)
+                old_location = _local_path(table.location())
+                catalog.drop_table(identifier)
+                catalog.rename_table(staging, identifier)
+                shutil.rmtree(old_location, ignore_errors=True)
             return self._info(spec.name, self._load(spec.name))
+
+    def _create_transaction(
+        self, identifier: tuple[str, str], schema: Schema, spec: DatasetSpec, offset: int
+    ) -> Transaction:
+        """A transaction that creates the table when it commits (not before): a failed
+        first seed leaves no empty table behind."""
+        return self.catalog.create_table_transaction(
+            identifier,
+            schema=schema,
+            partition_spec=_partition_spec(schema, spec),
+            sort_order=_sort_order(schema, spec),
+            properties={**TABLE_PROPERTIES, VERSION_OFFSET: str(offset)},
+        )
 
     # ------------------------------------------------------------------ metadata
     def info(self, dataset: str) -> TableInfo:
@@ -251,7 +241,7 @@ class IcebergEngine:
         return TableInfo(
             format=self.name,
             dataset=dataset,
-            version=snapshot.sequence_number,
+            version=_version(table, snapshot),
             rows=int(summary.get("total-records", 0)) if summary else 0,
             location=_local_path(table.location()),
             details=details,
@@ -309,6 +299,49 @@ class IcebergEngine:
                 return int(summary["total-records"])
         needed = needed_columns(spec, [], row_filter)
         return sum(part.num_rows for part in self._filtered(spec, needed, row_filter, version))
+
+
+def _commit_seed(
+    tx: Transaction,
+    previous_files: list[DataFile],
+    stream: CountingBatches,
+    write_schema: pa.Schema,
+) -> None:
+    """Write the stream as data files, chunk by chunk, then commit ONE overwrite snapshot
+    that removes ``previous_files`` and adds the new ones. On any failure nothing is
+    committed and the data files already written are deleted."""
+    io = tx._table.io
+    written: list[str] = []
+    try:
+        with tx.update_snapshot().overwrite() as overwrite:
+            for data_file in previous_files:
+                overwrite.delete_data_file(data_file)
+            counter = itertools.count(0)  # shared across chunks: file names stay unique
+            for chunk in stream.chunks(CHUNK_ROWS):
+                if chunk.schema != write_schema:
+                    chunk = chunk.cast(write_schema)
+                for data_file in _dataframe_to_data_files(
+                    table_metadata=tx.table_metadata,
+                    df=chunk,
+                    io=io,
+                    write_uuid=overwrite.commit_uuid,
+                    counter=counter,
+                ):
+                    written.append(data_file.file_path)
+                    overwrite.append_data_file(data_file)
+        tx.commit_transaction()
+    except BaseException:
+        for path in written:
+            with contextlib.suppress(Exception):
+                io.delete(path)
+        raise
+
+
+def _version(table: Table, snapshot: Snapshot | None) -> int:
+    """Our version number of a snapshot: its sequence number plus the table's offset
+    (non-zero after a schema change replaced the table, so versions never go back)."""
+    offset = int(table.properties.get(VERSION_OFFSET, "0"))
+    return offset + (snapshot.sequence_number if snapshot is not None else 0)
 
 
 # ---------------------------------------------------------------------- schema mapping

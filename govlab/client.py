@@ -1,0 +1,207 @@
+"""A small typed client for the govlab HTTP API, used by the widgets, the notebooks and
+the Python examples, plus a helper that starts a local server when none is running.
+
+Tokens are minted from the deployment secret on this machine (``for_role``), the same
+way ``govlab token`` does; a remote client passes a token it was given instead.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from govlab.config import Settings
+from govlab.identity import mint_token
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+START_TIMEOUT_S = 60.0
+
+
+class ApiError(Exception):
+    """A non-2xx answer: the status and the server's message (never a traceback)."""
+
+    def __init__(self, status: int, detail: str, reasons: list[Any] | None = None) -> None:
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+        self.detail = detail
+        self.reasons = reasons or []
+
+
+@dataclass
+class GovlabClient:
+    base_url: str = DEFAULT_URL
+    token: str | None = None
+    timeout_s: float = 30.0
+    _http: httpx.Client = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._http = httpx.Client(base_url=self.base_url, timeout=self.timeout_s)
+
+    @classmethod
+    def for_role(
+        cls,
+        role: str,
+        attrs: dict[str, Any] | None = None,
+        base_url: str = DEFAULT_URL,
+        settings: Settings | None = None,
+        ttl_s: int = 3600,
+    ) -> GovlabClient:
+        secret = (settings or Settings.from_env()).secret_key()
+        return cls(base_url, mint_token(secret, role, attrs or {}, f"{role}-lab", ttl_s))
+
+    def with_role(self, role: str, attrs: dict[str, Any] | None = None) -> GovlabClient:
+        return GovlabClient.for_role(role, attrs, self.base_url)
+
+    def close(self) -> None:
+        self._http.close()
+
+    # ------------------------------------------------------------------ plumbing
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = self._http.request(method, path, headers=self._headers(), **kwargs)
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = {"detail": response.text[:200]}
+            raise ApiError(response.status_code, str(body.get("detail")), body.get("reasons"))
+        return response
+
+    # ------------------------------------------------------------------ endpoints
+    def health(self) -> dict[str, Any]:
+        return self._request("GET", "/health").json()
+
+    def seed(
+        self,
+        dataset: str,
+        size: str = "tiny",
+        format: str = "delta",
+        seed: int = 42,
+        governance_config: str | None = None,
+    ) -> str:
+        body: dict[str, Any] = {"dataset": dataset, "size": size, "format": format, "seed": seed}
+        if governance_config is not None:
+            body["governanceConfig"] = governance_config
+        return self._request("POST", "/seed", json=body).json()["jobId"]
+
+    def progress(self, job_id: str) -> dict[str, Any]:
+        return self._request("GET", "/progress", params={"jobId": job_id}).json()
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return self._request("DELETE", f"/jobs/{job_id}").json()
+
+    def wait(self, job_id: str, timeout_s: float = 600, poll_s: float = 0.2) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            record = self.progress(job_id)
+            if record["status"] in ("completed", "failed", "cancelled"):
+                return record
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {record['status']} after {timeout_s} s")
+            time.sleep(poll_s)
+
+    def search(
+        self,
+        dataset: str,
+        format: str = "delta",
+        q: str = "",
+        page: int = 1,
+        page_size: int = 20,
+        sort: str | None = None,
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "dataset": dataset,
+            "format": format,
+            "q": q,
+            "page": page,
+            "pageSize": page_size,
+        }
+        if sort:
+            params["sort"] = sort
+        return self._request("GET", "/search", params=params).json()
+
+    def validate(self, dataset: str, format: str = "delta") -> dict[str, Any]:
+        params = {"dataset": dataset, "format": format}
+        return self._request("GET", "/validate", params=params).json()
+
+    def policy(self, dataset: str) -> dict[str, Any]:
+        return self._request("GET", f"/policies/{dataset}").json()
+
+    def put_policy(self, dataset: str, yaml_text: str) -> dict[str, Any]:
+        headers = {"Content-Type": "application/yaml"}
+        return self._request(
+            "PUT", f"/policies/{dataset}", content=yaml_text, headers=headers
+        ).json()
+
+    def detokenize(self, dataset: str, tokens: list[str]) -> list[str]:
+        body = {"dataset": dataset, "tokens": tokens}
+        return self._request("POST", "/detokenize", json=body).json()["values"]
+
+    def audit(self, dataset: str, limit: int = 100) -> list[dict[str, Any]]:
+        params = {"dataset": dataset, "limit": limit}
+        return self._request("GET", "/audit", params=params).json()["entries"]
+
+
+@dataclass
+class LocalServer:
+    """A ``govlab serve`` child process (API + worker + embedded Redis when needed)."""
+
+    url: str
+    process: subprocess.Popen[bytes] | None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def is_up(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def ensure_server(
+    url: str = DEFAULT_URL, data_dir: str | None = None, log_path: str | None = None
+) -> LocalServer:
+    """Reuse a server answering at url, else start one there in the background."""
+    if is_up(url):
+        return LocalServer(url, None)
+    host, _, port = url.removeprefix("http://").partition(":")
+    args = [
+        sys.executable,
+        "-m",
+        "govlab.cli",
+        "serve",
+        "--host",
+        host,
+        "--port",
+        port or "80",
+        "--log-level",
+        "warning",
+    ]
+    if data_dir:
+        args += ["--data-dir", data_dir]
+    log = open(log_path or os.devnull, "ab")  # noqa: SIM115 - handed to the child
+    process = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not is_up(url):
+        if process.poll() is not None:
+            raise RuntimeError(f"govlab serve exited with {process.returncode}")
+        if time.monotonic() > deadline:
+            process.terminate()
+            raise RuntimeError(f"govlab serve did not answer at {url}")
+        time.sleep(0.2)
+    return LocalServer(url, process)
