@@ -257,11 +257,6 @@ def test_parse_attrs_json_or_text() -> None:
 # ---------------------------------------------------------------------------- known bugs
 
 
-@pytest.mark.xfail(
-    reason="BUG: bind.py:139 two literals of different types raise AccessDenied, which "
-    "validate_policy does not collect: `policy validate` exits 3 'access denied', not 2",
-    strict=True,
-)
 def test_bug_validate_literal_type_mismatch_exits_2(capsys, tmp_path: Path) -> None:
     path = write(tmp_path, VALID_ROLE.replace("'true'", "\"'a' == 1\""))
     code, _, err = run(capsys, "policy", "validate", path)
@@ -269,11 +264,6 @@ def test_bug_validate_literal_type_mismatch_exits_2(capsys, tmp_path: Path) -> N
     one_error_line(err)
 
 
-@pytest.mark.xfail(
-    reason="BUG: bind.py:113 a column inside an in-list raises AssertionError, so "
-    "`policy validate` crashes with a traceback instead of exiting 2",
-    strict=True,
-)
 def test_bug_validate_column_in_list_exits_2(capsys, tmp_path: Path) -> None:
     path = write(tmp_path, VALID_ROLE.replace("'true'", "'region in [clinician_id]'"))
     code, _, err = run(capsys, "policy", "validate", path)
@@ -281,11 +271,6 @@ def test_bug_validate_column_in_list_exits_2(capsys, tmp_path: Path) -> None:
     one_error_line(err)
 
 
-@pytest.mark.xfail(
-    reason="BUG: parser.py has no nesting limit: 300 nested parentheses raise "
-    "RecursionError, so `policy validate` crashes instead of exiting 0 or 2",
-    strict=True,
-)
 def test_bug_validate_deeply_nested_filter_does_not_crash(capsys, tmp_path: Path) -> None:
     nested = "(" * 300 + "true" + ")" * 300
     path = write(tmp_path, VALID_ROLE.replace("'true'", f"'{nested}'"))
@@ -293,11 +278,6 @@ def test_bug_validate_deeply_nested_filter_does_not_crash(capsys, tmp_path: Path
     assert code in (0, EXIT_INVALID)
 
 
-@pytest.mark.xfail(
-    reason="BUG: a NUL in a string attribute is bound, then compile.py:207 sql_literal "
-    "raises ValueError: `policy explain` crashes instead of one govlab: line",
-    strict=True,
-)
 def test_bug_explain_nul_attribute_does_not_crash(capsys) -> None:
     code, _, err = run(
         capsys, "policy", "explain", HEALTHCARE, "--role", "clinician", "--attr", 'id="C0\\u00001"'

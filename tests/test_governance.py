@@ -337,17 +337,18 @@ def test_bind_lists() -> None:
 
 
 def test_bind_empty_lists() -> None:
-    assert bind("i in []") == FALSE
-    assert bind("i in ()") == FALSE
-    assert bind("s in ${user.xs}", {"xs": []}) == FALSE
-    assert bind("i not in []") == NotNull("i")
-    assert bind("s not in ${user.xs}", {"xs": []}) == NotNull("s")
+    # empty lists stay list nodes, so that negating them keeps rejecting NULL
+    assert to_sql(bind("i in []")) == "FALSE"
+    assert to_sql(bind("i in ()")) == "FALSE"
+    assert to_sql(bind("s in ${user.xs}", {"xs": []})) == "FALSE"
+    assert to_sql(bind("i not in []")) == '"i" IS NOT NULL'
+    assert to_sql(bind("s not in ${user.xs}", {"xs": []})) == '"s" IS NOT NULL'
+    assert to_sql(bind("not (s in ${user.xs})", {"xs": []})) == '"s" IS NOT NULL'
 
 
 def test_bind_empty_attribute_list_selects_zero_rows(healthcare_rows) -> None:
     table, rows = healthcare_rows
     expr = bind("region in ${user.allowed_regions}", {"allowed_regions": []}, HEALTHCARE.schema)
-    assert expr == FALSE
     assert table.filter(to_arrow(expr)).num_rows == 0
     assert not any(matches(expr, row) for row in rows)
     assert to_sql(expr) == "FALSE"
@@ -1324,11 +1325,6 @@ def test_store_unknown_dataset_is_a_bad_request(dataset: str, store: PolicyStore
 # ============================================================================ known bugs
 
 
-@pytest.mark.xfail(
-    reason="BUG: bind.py:113 `assert isinstance(operand, Const)` - a column inside an "
-    "in-list raises AssertionError instead of PolicyError (and escapes validate_policy)",
-    strict=True,
-)
 def test_bug_column_inside_in_list_is_a_policy_error() -> None:
     with pytest.raises(PolicyError):
         bind("s in [i, 'a']")
@@ -1336,22 +1332,12 @@ def test_bug_column_inside_in_list_is_a_policy_error() -> None:
         check(role_yaml('  - id: a\n    row_filter: "region in [clinician_id]"\n'))
 
 
-@pytest.mark.xfail(
-    reason="BUG: bind.py:139 fold_constant raises AccessDenied for two *literals* of "
-    "different types; validate_policy (policy/__init__.py:125) only catches PolicyError",
-    strict=True,
-)
 def test_bug_literal_type_mismatch_is_a_policy_error() -> None:
     with pytest.raises(PolicyError) as exc:
         check(role_yaml("  - id: a\n    row_filter: \"'a' == 1\"\n"))
     assert any("row_filter" in r for r in exc.value.reasons)
 
 
-@pytest.mark.xfail(
-    reason="BUG: ast.py:192 in_() folds `x in []` to FALSE, so `not (x in [])` becomes "
-    "TRUE and selects NULL rows, while `x not in []` is NotNull and rejects them",
-    strict=True,
-)
 def test_bug_negated_empty_in_list_leaks_null_rows(null_targets) -> None:
     table, _ = null_targets
     for text, attrs in [("not (s in [])", {}), ("not (s in ${user.xs})", {"xs": []})]:
@@ -1360,11 +1346,6 @@ def test_bug_negated_empty_in_list_leaks_null_rows(null_targets) -> None:
         assert not (arrow_ids(expr, table) & NULL_IDS)
 
 
-@pytest.mark.xfail(
-    reason="BUG: bind.py:238 _parse_timestamp keeps a UTC offset for a naive timestamp "
-    "column: evaluate() raises TypeError, Arrow shifts the literal to UTC",
-    strict=True,
-)
 def test_bug_offset_timestamp_literal_on_naive_column(healthcare_rows) -> None:
     table, rows = healthcare_rows
     try:
@@ -1375,11 +1356,6 @@ def test_bug_offset_timestamp_literal_on_naive_column(healthcare_rows) -> None:
     assert oracle == set(table.filter(to_arrow(expr))["patient_id"].to_pylist())
 
 
-@pytest.mark.xfail(
-    reason="BUG: compile.py:68 to_arrow(In) uses pyarrow is_in, which tells -0.0 from 0.0; "
-    "the oracle, SQL and `==` treat them as equal",
-    strict=True,
-)
 def test_bug_float_in_list_negative_zero() -> None:
     rows = [{"id": 1, "f": 0.0}, {"id": 2, "f": -0.0}, {"id": 3, "f": 1.0}, {"id": 4, "f": None}]
     schema = pa.schema([("id", pa.int64()), ("f", pa.float64())])
@@ -1389,11 +1365,6 @@ def test_bug_float_in_list_negative_zero() -> None:
         assert arrow_ids(expr, table) == oracle_ids(expr, rows), text
 
 
-@pytest.mark.xfail(
-    reason="BUG: parser.py:161-173 recursion has no depth limit: 300 nested parentheses "
-    "(604 chars, under MAX_FILTER_LENGTH) raise RecursionError, not PolicyError",
-    strict=True,
-)
 def test_bug_deep_nesting_is_a_policy_error_not_a_crash() -> None:
     for text in ["(" * 300 + "true" + ")" * 300, "not (" * 300 + "true" + ")" * 300]:
         assert len(text) <= MAX_FILTER_LENGTH
@@ -1401,12 +1372,6 @@ def test_bug_deep_nesting_is_a_policy_error_not_a_crash() -> None:
             bind(text)
 
 
-@pytest.mark.xfail(
-    reason="BUG: bind.py accepts a NUL character in a string attribute, then "
-    "compile.py:207 sql_literal raises ValueError from AccessPlan.filter_sql "
-    "(used by cli explain and search.py:232)",
-    strict=True,
-)
 def test_bug_nul_in_attribute_breaks_filter_sql(healthcare_policy) -> None:
     try:
         plan = compile_access(

@@ -190,10 +190,12 @@ def or_(*exprs: Expr) -> Expr:
 
 
 def in_(column: str, values: tuple[Any, ...], dtype: pa.DataType) -> Expr:
-    """``x in []`` selects nothing; one value is plain equality (better for pruning)."""
+    """``x in []`` selects nothing; one value is plain equality (better for pruning).
+
+    The empty list stays an ``In`` node rather than folding to FALSE, so that
+    ``not (x in [])`` negates to ``x not in []`` and still rejects NULL.
+    """
     unique = tuple(dict.fromkeys(values))
-    if not unique:
-        return FALSE
     if len(unique) == 1:
         return Cmp(column, "==", unique[0], dtype)
     return In(column, unique, dtype)
@@ -202,8 +204,6 @@ def in_(column: str, values: tuple[Any, ...], dtype: pa.DataType) -> Expr:
 def not_in(column: str, values: tuple[Any, ...], dtype: pa.DataType) -> Expr:
     """``x not in []`` still rejects NULL, as every other comparison does."""
     unique = tuple(dict.fromkeys(values))
-    if not unique:
-        return NotNull(column)
     if len(unique) == 1:
         return Cmp(column, "!=", unique[0], dtype)
     return NotIn(column, unique, dtype)

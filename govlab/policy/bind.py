@@ -110,7 +110,8 @@ class _Binder:
                 return _ABSENT
             value = self.attribute(operand.attr, want_list=False)
             return coerce(value, dtype, f"attribute {operand.attr!r}", AccessDenied, where)
-        assert isinstance(operand, Const)
+        if not isinstance(operand, Const):
+            raise PolicyError(f"only values may appear in a list or comparison for {where}")
         return coerce(operand.value, dtype, "literal", PolicyError, where)
 
     # -- predicates -------------------------------------------------------------
@@ -136,7 +137,9 @@ class _Binder:
         if lhs is _ABSENT or rhs is _ABSENT:
             return TRUE
         if _family(lhs) != _family(rhs):
-            raise AccessDenied("comparison between values of different types")
+            from_attribute = isinstance(left, Placeholder) or isinstance(right, Placeholder)
+            error = AccessDenied if from_attribute else PolicyError
+            raise error("comparison between values of different types")
         ops = {
             "==": lhs == rhs, "!=": lhs != rhs, "<": lhs < rhs,
             "<=": lhs <= rhs, ">": lhs > rhs, ">=": lhs >= rhs,
@@ -194,6 +197,8 @@ def coerce(
     the value itself, so an error cannot echo data back.
     """
     if dtype is None:
+        if isinstance(value, str) and "\x00" in value:
+            raise error(f"{label} contains a NUL character")
         if isinstance(value, str | int | float | bool):
             return value
         raise error(f"{label} has an unsupported type for {where}")
@@ -205,7 +210,7 @@ def coerce(
 
 def _convert(value: Any, dtype: pa.DataType) -> Any:
     if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
-        return value if isinstance(value, str) else None
+        return value if isinstance(value, str) and "\x00" not in value else None
     if pa.types.is_boolean(dtype):
         return value if isinstance(value, bool) else None
     if pa.types.is_integer(dtype):
@@ -218,7 +223,11 @@ def _convert(value: Any, dtype: pa.DataType) -> Any:
     if pa.types.is_date(dtype):
         return _parse_date(value)
     if pa.types.is_timestamp(dtype):
-        return _parse_timestamp(value)
+        parsed = _parse_timestamp(value)
+        # a zone on one side only would be silently shifted by some engines and not others
+        if parsed is None or (parsed.tzinfo is None) != (dtype.tz is None):
+            return None
+        return parsed
     return None
 
 

@@ -66,12 +66,22 @@ def _(expr: Cmp) -> pc.Expression:
 
 @to_arrow.register
 def _(expr: In) -> pc.Expression:
-    return pc.field(expr.column).isin(pa.array(expr.values, expr.dtype))
+    field = pc.field(expr.column)
+    if not expr.values:
+        return pc.scalar(False)
+    if pa.types.is_floating(expr.dtype):
+        # is_in tells -0.0 from 0.0 where == (and SQL) do not: compare instead
+        return reduce(operator.or_, (field == pa.scalar(v, expr.dtype) for v in expr.values))
+    return field.isin(pa.array(expr.values, expr.dtype))
 
 
 @to_arrow.register
 def _(expr: NotIn) -> pc.Expression:
     field = pc.field(expr.column)
+    if not expr.values:
+        return field.is_valid()
+    if pa.types.is_floating(expr.dtype):
+        return reduce(operator.and_, (field != pa.scalar(v, expr.dtype) for v in expr.values))
     return ~field.isin(pa.array(expr.values, expr.dtype)) & field.is_valid()
 
 
@@ -118,6 +128,12 @@ def to_iceberg(expr: Expr) -> Any:
                 return ice.AlwaysFalse()
             case Cmp(column, op, value, _):
                 return _ICEBERG_CMP[op](ice, column, _iceberg_literal(value))
+            case In(column, values, _) if not values:
+                return ice.AlwaysFalse()
+            case NotIn(column, values, _) if not values:
+                return ice.NotNull(column)
+            case In(column, values, dtype) if pa.types.is_floating(dtype):
+                return reduce(ice.Or, (ice.EqualTo(column, v) for v in values))
             case In(column, values, _):
                 return ice.In(column, {_iceberg_literal(v) for v in values})
             case NotIn(column, values, _):
@@ -167,6 +183,10 @@ def to_sql(expr: Expr) -> str:
         case Cmp(column, op, value, _):
             sql_op = "=" if op == "==" else ("<>" if op == "!=" else op)
             return f"{quote_ident(column)} {sql_op} {sql_literal(value)}"
+        case In(_, values, _) if not values:
+            return "FALSE"
+        case NotIn(column, values, _) if not values:
+            return f"{quote_ident(column)} IS NOT NULL"
         case In(column, values, _):
             return f"{quote_ident(column)} IN ({', '.join(map(sql_literal, values))})"
         case NotIn(column, values, _):

@@ -36,6 +36,7 @@ from govlab.policy.ast import (
 )
 
 MAX_FILTER_LENGTH = 4_000
+MAX_NESTING = 64
 KEYWORDS = {"and", "or", "not", "in", "is", "null", "true", "false"}
 
 _TOKEN = re.compile(
@@ -111,6 +112,7 @@ class _Parser:
     def __init__(self, tokens: list[Token]) -> None:
         self.tokens = tokens
         self.i = 0
+        self.depth = 0
 
     @property
     def tok(self) -> Token:
@@ -158,17 +160,27 @@ class _Parser:
             expr = UAnd(expr, self.parse_not())
         return expr
 
+    def nest(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.error(f"filter is nested more than {MAX_NESTING} levels deep")
+
     def parse_not(self) -> UExpr:
         if self.at_keyword("not"):
             self.advance()
-            return UNot(self.parse_not())
+            self.nest()
+            child = self.parse_not()
+            self.depth -= 1
+            return UNot(child)
         return self.parse_predicate()
 
     def parse_predicate(self) -> UExpr:
         if self.at_punct("("):
             self.advance()
+            self.nest()
             expr = self.parse_or()
             self.expect_punct(")")
+            self.depth -= 1
             return expr
         left = self.parse_operand()
         if self.tok.kind == "op":
