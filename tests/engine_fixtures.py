@@ -8,6 +8,7 @@ real generators), with every column type the real datasets use.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 from collections.abc import Iterator
@@ -86,6 +87,23 @@ SPEC = DatasetSpec(
 )
 
 
+# The same dataset after a generator change: "nickname" dropped, "age" now float64.
+SCHEMA_V2 = pa.schema(
+    [f.with_type(pa.float64()) if f.name == "age" else f for f in SCHEMA if f.name != "nickname"]
+)
+
+
+SPEC_V2 = dataclasses.replace(
+    SPEC, schema=SCHEMA_V2, build_chunk=lambda rng, start, n: _to_v2(_build_chunk(rng, start, n))
+)
+
+
+def _to_v2(batch: pa.RecordBatch) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays(
+        [batch.column(f.name).cast(f.type) for f in SCHEMA_V2], schema=SCHEMA_V2
+    )
+
+
 class Boom(RuntimeError):
     """Raised by a batch iterator mid-stream to simulate an interrupted seed."""
 
@@ -96,6 +114,10 @@ def batches(n: int, seed: int, rows_per_batch: int = 250) -> Iterator[pa.RecordB
     for index, start in enumerate(range(0, n, rows_per_batch)):
         rng = np.random.default_rng([seed, index])
         yield _build_chunk(rng, start, min(rows_per_batch, n - start))
+
+
+def v2_batches(n: int, seed: int) -> Iterator[pa.RecordBatch]:
+    return map(_to_v2, batches(n, seed))
 
 
 def failing(n: int, seed: int, fail_after: int) -> Iterator[pa.RecordBatch]:
@@ -159,7 +181,7 @@ class EngineContract:
         return get_engine(self.fmt, settings)
 
     @pytest.fixture
-    def seeded(self, engine: Engine) -> pa.Table:
+    def seeded_table(self, engine: Engine) -> pa.Table:
         engine.write(SPEC, batches(self.ROWS, seed=1))
         return expected(self.ROWS, seed=1)
 
@@ -192,7 +214,7 @@ class EngineContract:
         assert by_pk(result).equals(expected(self.ROWS, seed=1))
         assert engine.count(SPEC, TRUE) == self.ROWS
 
-    def test_projection_order_and_types(self, engine: Engine, seeded: pa.Table) -> None:
+    def test_projection_order_and_types(self, engine: Engine, seeded_table: pa.Table) -> None:
         columns = ["nickname", "last_seen", "id", "joined"]
         result = engine.scan(SPEC, columns, Cmp("region", "==", "NE", pa.string()))
         assert result.column_names == columns
@@ -200,7 +222,7 @@ class EngineContract:
         with pytest.raises(BadRequest):
             engine.scan(SPEC, ["id", "no_such_column"], TRUE)
 
-    def test_empty_result_has_schema(self, engine: Engine, seeded: pa.Table) -> None:
+    def test_empty_result_has_schema(self, engine: Engine, seeded_table: pa.Table) -> None:
         for expr in (FALSE, FILTERS["no_rows"]):
             result = engine.scan(SPEC, ["id", "region", "last_seen"], expr)
             assert result.num_rows == 0
@@ -210,9 +232,9 @@ class EngineContract:
             assert engine.count(SPEC, expr) == 0
 
     @pytest.mark.parametrize("name", sorted(FILTERS))
-    def test_filter_matches_oracle(self, engine: Engine, seeded: pa.Table, name: str) -> None:
+    def test_filter_matches_oracle(self, engine: Engine, seeded_table: pa.Table, name: str) -> None:
         expr = FILTERS[name]
-        want = [row for row in seeded.to_pylist() if matches(expr, row)]
+        want = [row for row in seeded_table.to_pylist() if matches(expr, row)]
         got = by_pk(engine.scan(SPEC, SCHEMA.names, expr)).to_pylist()
         assert got == want
         assert engine.count(SPEC, expr) == len(want)
@@ -221,9 +243,9 @@ class EngineContract:
         assert narrow.column_names == ["name", "id"]
         assert sorted(narrow.column("id").to_pylist()) == [r["id"] for r in want]
 
-    def test_null_semantics(self, engine: Engine, seeded: pa.Table) -> None:
+    def test_null_semantics(self, engine: Engine, seeded_table: pa.Table) -> None:
         """NOT IN and != never select NULL (SQL semantics), even though the table has them."""
-        assert seeded.column("nickname").null_count > 0
+        assert seeded_table.column("nickname").null_count > 0
         for name in ("nickname_not_in", "nickname_ne"):
             result = engine.scan(SPEC, ["nickname"], FILTERS[name])
             assert result.num_rows > 0
@@ -252,6 +274,21 @@ class EngineContract:
         assert engine.count(SPEC, expr, version=first) == len(want)
         with pytest.raises(BadRequest):
             engine.scan(SPEC, ["id"], TRUE, version=second + 100)
+
+    def test_reseed_with_changed_schema(self, engine: Engine) -> None:
+        first = engine.write(SPEC, batches(600, seed=1)).version
+        info = engine.write(SPEC_V2, v2_batches(400, seed=2))
+        assert info.version > first
+        assert info.rows == 400
+        result = by_pk(engine.scan(SPEC_V2, SCHEMA_V2.names, TRUE))
+        assert result.schema == SCHEMA_V2
+        assert result.equals(pa.Table.from_batches(list(v2_batches(400, seed=2))))
+        expr = Cmp("age", ">", 50.5, pa.float64())
+        assert engine.count(SPEC_V2, expr) == sum(
+            a > 50.5 for a in result.column("age").to_pylist()
+        )
+        # and the version keeps growing afterwards
+        assert engine.write(SPEC_V2, v2_batches(10, seed=3)).version > info.version
 
     def test_interrupted_seed_keeps_previous_version(self, engine: Engine) -> None:
         before = engine.write(SPEC, batches(self.ROWS, seed=1))

@@ -7,7 +7,18 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from engine_fixtures import SCHEMA, SPEC, Boom, EngineContract, batches, by_pk, expected, failing
+from engine_fixtures import (
+    SCHEMA,
+    SPEC,
+    SPEC_V2,
+    Boom,
+    EngineContract,
+    batches,
+    by_pk,
+    expected,
+    failing,
+    v2_batches,
+)
 
 import govlab.engines.iceberg as iceberg_module
 from govlab.config import Settings
@@ -110,3 +121,24 @@ def test_second_engine_shares_catalog(engine: IcebergEngine, tmp_path: Path) -> 
     other = IcebergEngine(Settings(data_dir=tmp_path))
     assert other.version("people") == engine.version("people")
     assert other.count(SPEC, TRUE) == 100
+
+
+def test_schema_change_replaces_table_via_staging(engine: IcebergEngine, tmp_path: Path) -> None:
+    first = engine.write(SPEC, batches(500, seed=1))
+    old_location = Path(first.location)
+
+    def broken():
+        yield from v2_batches(300, seed=2)
+        raise Boom("mid-stream")
+
+    with pytest.raises(Boom):  # a failed re-seed with the new schema changes nothing
+        engine.write(SPEC_V2, broken())
+    assert engine.version("people") == first.version
+    assert by_pk(engine.scan(SPEC, SCHEMA.names, TRUE)).equals(expected(500, seed=1))
+    assert [t[1] for t in engine.catalog.list_tables("govlab")] == ["people"]
+
+    info = engine.write(SPEC_V2, v2_batches(300, seed=2))
+    assert info.version == first.version + 1
+    assert [t[1] for t in engine.catalog.list_tables("govlab")] == ["people"]
+    assert not old_location.exists()
+    assert engine.info("people").details["properties"]["govlab.version-offset"] == "1"
