@@ -212,6 +212,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from govlab.demo import run_demo
+
+    run_demo(_settings(args), args.dataset, args.format, args.q)
+    return 0
+
+
 def _stop_processes(processes: list[Any]) -> None:
     import subprocess
 
@@ -225,6 +232,12 @@ def _stop_processes(processes: list[Any]) -> None:
 
 
 def _register_service_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
+    demo = add("demo", cmd_demo, "seed a tiny table and print what each role sees")
+    demo.add_argument("--dataset", default="healthcare")
+    demo.add_argument("--format", default="delta")
+    demo.add_argument("-q", "--q", default="asthma")
+    demo.add_argument("--data-dir")
+
     token = add("token", cmd_token, "mint a signed bearer token for the API")
     _principal_args(token)
     token.add_argument("--sub", help="subject (user id) claim")

@@ -132,3 +132,20 @@ def test_token_mints_a_verifiable_token(capsys: pytest.CaptureFixture[str]) -> N
     )
     code, _, err = run(capsys, "token", "--role", "analyst", "--ttl", "forever")
     assert code == 1 and "--ttl" in err
+
+
+def test_demo_shows_each_role_a_different_view_through_the_cache(
+    tmp_path: Path,
+    redis_server,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # type: ignore[no-untyped-def]
+    from govlab.demo import run_demo
+
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    summaries = {s["role"]: s for s in run_demo(Settings(data_dir=tmp_path))}
+    assert 0 < summaries["clinician"]["total"] < summaries["business_user"]["total"]
+    assert summaries["business_user"]["total"] < summaries["admin"]["total"]
+    assert all(s["cache"] == ("miss", "hit") for s in summaries.values())
+    out = capsys.readouterr().out
+    assert "== clinician {'id': 'C007'}" in out and "ssn=*****" in out
