@@ -38,6 +38,7 @@ class GovlabClient:
     base_url: str = DEFAULT_URL
     token: str | None = None
     timeout_s: float = 30.0
+    settings: Settings | None = field(default=None, repr=False)
     _http: httpx.Client = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -52,11 +53,13 @@ class GovlabClient:
         settings: Settings | None = None,
         ttl_s: int = 3600,
     ) -> GovlabClient:
-        secret = (settings or Settings.from_env()).secret_key()
-        return cls(base_url, mint_token(secret, role, attrs or {}, f"{role}-lab", ttl_s))
+        settings = settings or Settings.from_env()
+        token = mint_token(settings.secret_key(), role, attrs or {}, f"{role}-lab", ttl_s)
+        return cls(base_url, token, settings=settings)
 
     def with_role(self, role: str, attrs: dict[str, Any] | None = None) -> GovlabClient:
-        return GovlabClient.for_role(role, attrs, self.base_url)
+        """Same server and signing secret, another principal."""
+        return GovlabClient.for_role(role, attrs, self.base_url, self.settings)
 
     def close(self) -> None:
         self._http.close()
@@ -65,8 +68,11 @@ class GovlabClient:
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        response = self._http.request(method, path, headers=self._headers(), **kwargs)
+    def _request(
+        self, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        merged = {**self._headers(), **(headers or {})}
+        response = self._http.request(method, path, headers=merged, **kwargs)
         if response.status_code >= 400:
             try:
                 body = response.json()

@@ -1,0 +1,200 @@
+"""HydrateView: start a seed job (``POST /seed``) and follow it (``GET /progress``) from a
+background thread, so neither the kernel nor the page ever waits on it.
+
+The thread only reads progress and sets widget values (safe in ipywidgets 8); the
+progress bar shows the job's ``pct``, the label its rows, rate and ETA. ``wait_done``
+blocks the caller (a test, a script) until the job ends. When validation found a table
+already, "Use existing table" continues without reseeding.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import ipywidgets as w
+
+from govlab.widgets._common import Callback, ClientFactory, classed, error_text, esc
+from govlab.widgets.state import TERMINAL_JOB_STATES, LabState
+
+BAR_STYLES = {"completed": "success", "failed": "danger", "cancelled": "warning"}
+
+
+def describe_progress(record: dict[str, Any]) -> str:
+    """One line: status, rows written of total, rate, ETA (and the error when failed)."""
+    status = record.get("status", "?")
+    parts = [str(status)]
+    total = record.get("totalRows") or 0
+    written = record.get("rowsWritten") or 0
+    if total:
+        parts.append(f"{written:,} / {total:,} rows")
+    elif written:
+        parts.append(f"{written:,} rows")
+    if status == "running" and record.get("rowsPerSec"):
+        parts.append(f"{record['rowsPerSec']:,} rows/s")
+        if record.get("etaSeconds") is not None:
+            parts.append(f"ETA {record['etaSeconds']:.0f} s")
+    if status == "completed" and record.get("tableVersion") is not None:
+        parts.append(f"table version {record['tableVersion']}")
+    if record.get("error"):
+        parts.append(str(record["error"]))
+    return " · ".join(parts)
+
+
+class HydrateView(w.VBox):
+    def __init__(
+        self,
+        state: LabState,
+        client_factory: ClientFactory,
+        on_change: Callback | None = None,
+        poll_s: float = 0.25,
+    ) -> None:
+        self.state = state
+        self.client_factory = client_factory
+        self.on_change = on_change
+        self.poll_s = poll_s
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.summary = classed(w.HTML(), "govlab-hydrate-summary")
+        self.start_button = classed(
+            w.Button(description="Start seeding", icon="play", button_style="primary"),
+            "govlab-hydrate-start",
+        )
+        self.cancel_button = classed(
+            w.Button(description="Cancel", icon="stop", disabled=True), "govlab-hydrate-cancel"
+        )
+        self.existing_button = classed(
+            w.Button(description="Use existing table", disabled=True), "govlab-hydrate-existing"
+        )
+        self.bar = classed(
+            w.IntProgress(value=0, min=0, max=100, description="0%"), "govlab-hydrate-progress"
+        )
+        self.label = classed(w.HTML(), "govlab-hydrate-status")
+        self.start_button.on_click(lambda _: self.start())
+        self.cancel_button.on_click(lambda _: self.cancel())
+        self.existing_button.on_click(lambda _: self.use_existing())
+        super().__init__(
+            [
+                self.summary,
+                w.HBox([self.start_button, self.cancel_button, self.existing_button]),
+                self.bar,
+                self.label,
+            ]
+        )
+        classed(self, "govlab-hydrate")
+        self.render()
+
+    # ------------------------------------------------------------------ actions
+    def start(self) -> str | None:
+        """Queue the seed job and follow it in the background; returns the job id."""
+        s = self.state
+        with self._lock:
+            if self.running or s.dataset is None or s.size is None:
+                return None
+            try:
+                client = self.client_factory(s.role, s.attrs)
+                job_id = client.seed(s.dataset, s.size, s.format)
+            except Exception as exc:
+                self.label.value = f'<span class="govlab-error">{esc(error_text(exc))}</span>'
+                return None
+            s.job_started(job_id)
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._follow, args=(client, job_id), name=f"govlab-hydrate-{job_id}"
+            )
+            self._thread.daemon = True
+            self._thread.start()
+        self.render()
+        return job_id
+
+    def cancel(self) -> dict[str, Any] | None:
+        s = self.state
+        if s.job_id is None or not s.job_running:
+            return None
+        try:
+            return self.client_factory(s.role, s.attrs).cancel(s.job_id)
+        except Exception as exc:
+            self.label.value = f'<span class="govlab-error">{esc(error_text(exc))}</span>'
+            return None
+
+    def use_existing(self) -> bool:
+        done = self.state.use_existing_table()
+        self.render()
+        self._changed()
+        return done
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait_done(self, timeout: float = 120.0) -> dict[str, Any] | None:
+        """Block until the followed job ends; TimeoutError if it is still going."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                raise TimeoutError(f"seed job still {self.state.progress} after {timeout} s")
+        return self.state.progress
+
+    def stop(self) -> None:
+        """Stop following (the job itself goes on; see ``cancel``)."""
+        self._stop.set()
+
+    # ------------------------------------------------------------------ the thread
+    def _follow(self, client: Any, job_id: str) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                record = client.progress(job_id)
+            except Exception as exc:
+                failures += 1
+                if failures >= 20:
+                    self.label.value = (
+                        f'<span class="govlab-error">lost the job: {esc(error_text(exc))}</span>'
+                    )
+                    return
+            else:
+                failures = 0
+                self.state.job_progress(job_id, record)
+                self.render()
+                if record.get("status") in TERMINAL_JOB_STATES:
+                    self._changed()
+                    return
+            self._stop.wait(self.poll_s)
+
+    # ------------------------------------------------------------------ view
+    def render(self) -> None:
+        s = self.state
+        self.summary.value = (
+            f"Seed <b>{esc(s.dataset)}</b>, <b>{esc(s.size)}</b>, as <b>{esc(s.format)}</b>: "
+            "a new table version, written atomically by the worker."
+        )
+        record = s.progress if s.job_key == s.table_key() else None
+        running = s.job_running and s.job_key == s.table_key()
+        self.start_button.disabled = running
+        self.cancel_button.disabled = not running
+        validated = s.validated if s.completed("validate") else None
+        has_table = bool(validated) and validated.get("tableVersion") is not None
+        self.existing_button.disabled = running or not has_table
+        if has_table:
+            self.existing_button.description = (
+                f"Use existing table (version {validated['tableVersion']})"
+            )
+        if record is None:
+            self.bar.value = 0
+            self.bar.description = "0%"
+            self.bar.bar_style = ""
+            self.label.value = (
+                "Using the existing table." if s.existing_key == s.table_key() else "Not started."
+            )
+            return
+        pct = max(0, min(100, round(float(record.get("pct") or 0))))
+        self.bar.value = pct
+        self.bar.description = f"{pct}%"
+        self.bar.bar_style = BAR_STYLES.get(str(record.get("status")), "info")
+        self.label.value = esc(describe_progress(record))
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
