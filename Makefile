@@ -3,6 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+GOVLAB := $(VENV)/bin/govlab
 STAMP := $(VENV)/.installed
 EXTRAS ?= service,lab,dev,bench
 
@@ -10,8 +11,12 @@ DATASET ?= healthcare
 SIZE ?= tiny
 FORMAT ?= delta
 SEED ?= 42
+HOST ?= 127.0.0.1
+PORT ?= 8000
+UI_PORT ?= 8866
 
-.PHONY: setup test lint format seed seed-tiny seed-small seed-medium seed-large clean
+.PHONY: setup test lint format demo serve worker lab ui seed seed-tiny seed-small \
+        seed-medium seed-large bench run-showcase clean
 
 setup: $(STAMP)
 
@@ -32,11 +37,20 @@ format: $(STAMP)
 test: $(STAMP) lint
 	$(PY) -m pytest -q
 
-seed: $(STAMP)
-	$(VENV)/bin/govlab seed --dataset $(DATASET) --size $(SIZE) --format $(FORMAT) --seed $(SEED)
+demo: $(STAMP)
+	$(GOVLAB) demo --dataset $(DATASET) --format $(FORMAT)
+
+serve: $(STAMP)
+	$(GOVLAB) serve --host $(HOST) --port $(PORT)
+
+worker: $(STAMP)
+	$(GOVLAB) worker
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
 
 seed-tiny seed-small seed-medium seed-large: $(STAMP)
-	$(VENV)/bin/govlab seed --dataset $(DATASET) --size $(@:seed-%=%) --format $(FORMAT) --seed $(SEED)
+	$(GOVLAB) seed --dataset $(DATASET) --size $(@:seed-%=%) --format $(FORMAT) --seed $(SEED)
 
 clean:
-	rm -rf .pytest_cache .ruff_cache .hypothesis
+	rm -rf .pytest_cache .ruff_cache .hypothesis test-artifacts
