@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -250,7 +251,7 @@ def _register_service_commands(add: Callable[..., argparse.ArgumentParser]) -> N
 
     serve = add("serve", cmd_serve, "serve the HTTP API (and a worker, and Redis if needed)")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT_DELTA_API", "8000")))
     serve.add_argument("--workers", type=int, default=1, help="background seeding workers")
     serve.add_argument(
         "--demo-auth",

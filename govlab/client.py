@@ -19,7 +19,7 @@ import httpx
 from govlab.config import Settings
 from govlab.identity import mint_token
 
-DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_URL = os.environ.get("GOVLAB_URL", "http://127.0.0.1:8000")
 START_TIMEOUT_S = 60.0
 
 

@@ -1,0 +1,442 @@
+/**
+ * Unit tests of DeltaApiProvider's mapping, against a stubbed fetch (no server): smart-search
+ * options -> API request, API page -> SearchResult[], API errors -> thrown DeltaApiError.
+ * The live run against a real govlab API is in tests/test_examples.py.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it, vi } from 'vitest';
+
+import {
+  type DatabaseProvider,
+  DeltaApiError,
+  DeltaApiProvider,
+  type GovlabPage,
+  type Row,
+  expandEnv,
+  fromConfig,
+  pageWindow,
+  providerFromConfigObject,
+  smartSearchConfig,
+  sortParam,
+  DEFAULT_COLUMNS,
+} from './search-delta-redis.ts';
+
+const URL_ = 'http://govlab.test:8000';
+const HERE = fileURLToPath(new URL('.', import.meta.url));
+
+interface Call {
+  url: URL;
+  headers: Record<string, string>;
+}
+
+function row(id: number, extra: Partial<Row> = {}): Row {
+  return {
+    patient_id: id,
+    name: '*****',
+    ssn: null,
+    dob: '1984',
+    address: 'Springfield',
+    region: 'NE',
+    condition: 'asthma',
+    clinician_id: 'C007',
+    admitted_at: '2024-07-11T02:41:39',
+    notes: '*****',
+    insurance_id: null,
+    ...extra,
+  };
+}
+
+function page(items: Row[], overrides: Partial<GovlabPage> = {}): GovlabPage {
+  return {
+    items,
+    page: 1,
+    pageSize: items.length || 1,
+    total: 597,
+    maskedFields: ['address', 'dob', 'insurance_id', 'name', 'notes', 'ssn'],
+    sort: 'patient_id',
+    tableVersion: 3,
+    policyVersion: '7e35558600bc',
+    role: 'business_user',
+    strategy: { cache: 'miss', engine: 'delta', pushdown: true },
+    tookMs: 4.2,
+    ...overrides,
+  };
+}
+
+function json(status: number, body: unknown, statusText = ''): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    statusText,
+    headers: { 'Content-Type': 'application/json' },
+  });
+}
+
+const HEALTHY = { status: 'ok', redis: 'ok', dataRoot: 'ok', demoAuth: false };
+
+/** A fetch that answers /health with `health` and /search with `onSearch(url)`. */
+function stubFetch(
+  onSearch: (url: URL) => Response,
+  health: () => Response = () => json(200, HEALTHY),
+) {
+  const calls: Call[] = [];
+  const fetch = vi.fn(async (input: string | URL | Request, init?: RequestInit) => {
+    const url = new URL(String(input));
+    calls.push({ url, headers: { ...(init?.headers as Record<string, string>) } });
+    return url.pathname === '/health' ? health() : onSearch(url);
+  });
+  return { fetch: fetch as unknown as typeof globalThis.fetch, calls, mock: fetch };
+}
+
+/** Serves `total` rows (patient_id 1..total) paginated like the API. */
+function pagedServer(total: number) {
+  return stubFetch((url) => {
+    const number = Number(url.searchParams.get('page'));
+    const size = Number(url.searchParams.get('pageSize'));
+    const first = (number - 1) * size + 1;
+    const ids = Array.from({ length: size }, (_, i) => first + i).filter((id) => id <= total);
+    return json(200, page(ids.map((id) => row(id)), { page: number, pageSize: size, total }));
+  });
+}
+
+function provider(fetch: typeof globalThis.fetch, token = 'token-a') {
+  return new DeltaApiProvider({ url: `${URL_}/`, token, fetch });
+}
+
+const searches = (calls: Call[]) => calls.filter((c) => c.url.pathname === '/search');
+const range = (from: number, to: number) =>
+  Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+describe('pagination: smart-search limit/offset -> govlab page/pageSize', () => {
+  it('maps an aligned window to one page', () => {
+    expect(pageWindow({ limit: 10, offset: 20 })).toEqual({
+      pageSize: 10,
+      firstPage: 3,
+      lastPage: 3,
+      skip: 0,
+      limit: 10,
+    });
+    expect(pageWindow()).toMatchObject({ pageSize: 20, firstPage: 1, lastPage: 1 });
+  });
+
+  it('covers a misaligned window with the pages around it', () => {
+    expect(pageWindow({ limit: 10, offset: 5 })).toMatchObject({
+      pageSize: 10,
+      firstPage: 1,
+      lastPage: 2,
+      skip: 5,
+    });
+  });
+
+  it('splits a window larger than the API page limit', () => {
+    expect(pageWindow({ limit: 450, offset: 0 })).toMatchObject({
+      pageSize: 200,
+      firstPage: 1,
+      lastPage: 3,
+    });
+  });
+
+  it('refuses nonsense', () => {
+    expect(() => pageWindow({ limit: 0 })).toThrow(RangeError);
+    expect(() => pageWindow({ offset: -1 })).toThrow(RangeError);
+    expect(() => pageWindow({ limit: 2.5 })).toThrow(RangeError);
+  });
+
+  it('sends page and pageSize, dataset, format and q', async () => {
+    const server = pagedServer(100);
+    const results = await provider(server.fetch).search('asthma', { limit: 10, offset: 20 });
+    const [call] = searches(server.calls);
+    expect(searches(server.calls)).toHaveLength(1);
+    expect(Object.fromEntries(call.url.searchParams)).toEqual({
+      dataset: 'healthcare',
+      format: 'delta',
+      q: 'asthma',
+      page: '3',
+      pageSize: '10',
+    });
+    expect(results.map((r) => Number(r.id))).toEqual(range(21, 30));
+  });
+
+  it('slices a misaligned window out of two pages', async () => {
+    const server = pagedServer(100);
+    const results = await provider(server.fetch).search('', { limit: 10, offset: 5 });
+    expect(searches(server.calls).map((c) => c.url.searchParams.get('page'))).toEqual(['1', '2']);
+    expect(results.map((r) => Number(r.id))).toEqual(range(6, 15));
+  });
+
+  it('stops at the last visible row', async () => {
+    const server = pagedServer(250);
+    const results = await provider(server.fetch).search('', { limit: 1000 });
+    expect(searches(server.calls).map((c) => c.url.searchParams.get('pageSize'))).toEqual([
+      '200',
+      '200',
+    ]);
+    expect(results).toHaveLength(250);
+  });
+});
+
+describe('rows -> SearchResult', () => {
+  it('puts masked fields and the served row in metadata', async () => {
+    const served = row(169, { name: '*****', notes: '*****' });
+    const server = stubFetch(() => json(200, page([served])));
+    const p = provider(server.fetch);
+    const [result] = await p.search('asthma', { limit: 1 });
+    expect(result).toMatchObject({
+      id: '169',
+      type: 'custom',
+      title: '*****', // the name column, masked by the server for this role
+      subtitle: 'asthma',
+      description: '*****',
+      category: 'NE',
+      createdAt: '2024-07-11T02:41:39',
+      matchType: 'custom',
+      relevanceScore: 1,
+    });
+    expect(result.metadata).toEqual({
+      row: served,
+      maskedFields: ['address', 'dob', 'insurance_id', 'name', 'notes', 'ssn'],
+      dataset: 'healthcare',
+      format: 'delta',
+      role: 'business_user',
+      total: 597,
+      page: 1,
+      pageSize: 1,
+      tableVersion: 3,
+      policyVersion: '7e35558600bc',
+      cache: 'miss',
+    });
+    expect(p.lastPage).toMatchObject({ total: 597, role: 'business_user' });
+  });
+
+  it('leaves optional fields out when the column is null, and honours a column map', async () => {
+    const server = stubFetch(() => json(200, page([row(7, { notes: null })])));
+    const p = new DeltaApiProvider({
+      url: URL_,
+      token: 't',
+      fetch: server.fetch,
+      columns: { title: 'condition', subtitle: 'clinician_id' },
+    });
+    const [result] = await p.search('', { limit: 1 });
+    expect(result.title).toBe('asthma');
+    expect(result.subtitle).toBe('C007');
+    expect(result).not.toHaveProperty('description');
+  });
+
+  it('returns [] for an empty page', async () => {
+    const server = stubFetch(() => json(200, page([], { total: 0 })));
+    expect(await provider(server.fetch).search('nothing-matches', {})).toEqual([]);
+  });
+
+  it('has default column maps for every dataset', () => {
+    expect(Object.keys(DEFAULT_COLUMNS).sort()).toEqual(['ecommerce', 'financial', 'healthcare']);
+  });
+});
+
+describe('sorting and filters', () => {
+  const columns = DEFAULT_COLUMNS.healthcare;
+
+  it('maps sortBy/sortOrder to sort', () => {
+    expect(sortParam({}, columns)).toBeUndefined();
+    expect(sortParam({ sortBy: 'relevance', sortOrder: 'desc' }, columns)).toBeUndefined();
+    expect(sortParam({ sortBy: 'name' }, columns)).toBe('name');
+    expect(sortParam({ sortBy: 'date', sortOrder: 'desc' }, columns)).toBe('-admitted_at');
+    expect(sortParam({ sortBy: 'custom', filters: { custom: { sort: 'region' } } }, columns)).toBe(
+      'region',
+    );
+    expect(() => sortParam({ sortBy: 'views' }, columns)).toThrow(DeltaApiError);
+  });
+
+  it('sends sort and refuses filters it cannot apply', async () => {
+    const server = stubFetch(() => json(200, page([row(1)])));
+    const p = provider(server.fetch);
+    await p.search('', { sortBy: 'date', sortOrder: 'asc', limit: 1 });
+    expect(searches(server.calls)[0].url.searchParams.get('sort')).toBe('admitted_at');
+    await expect(p.search('', { filters: { category: ['NE'] } })).rejects.toThrow(
+      /filters are not supported/,
+    );
+    expect(searches(server.calls)).toHaveLength(1);
+  });
+});
+
+describe('errors -> a thrown Error with the status', () => {
+  it.each([
+    [401, 'invalid token'],
+    [403, "role 'nobody' is not in the healthcare policy"],
+    [404, "delta table 'healthcare' has not been seeded"],
+    [422, 'cannot sort on masked column name'],
+    [500, 'internal error'],
+  ])('HTTP %i', async (status, detail) => {
+    const server = stubFetch(() => json(status, { error: 'X', detail }));
+    const error = await provider(server.fetch)
+      .search('', {})
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DeltaApiError);
+    expect(error).toBeInstanceOf(Error);
+    const message = `delta-api: HTTP ${status}: ${detail}`;
+    expect(error).toMatchObject({ status, detail, message });
+  });
+
+  it('keeps the status text when the body is not JSON', async () => {
+    const server = stubFetch(
+      () => new Response('<html>bad gateway</html>', { status: 502, statusText: 'Bad Gateway' }),
+    );
+    await expect(provider(server.fetch).search('', {})).rejects.toMatchObject({
+      status: 502,
+      detail: 'Bad Gateway',
+    });
+  });
+
+  it('reports an unreachable server as status 0 from connect()', async () => {
+    const fetch = vi.fn(async () => {
+      throw new TypeError('fetch failed', { cause: { code: 'ECONNREFUSED' } });
+    }) as unknown as typeof globalThis.fetch;
+    const p = provider(fetch);
+    await expect(p.connect()).rejects.toMatchObject({ status: 0 });
+    await expect(p.connect()).rejects.toThrow(/ECONNREFUSED/);
+    expect(await p.isConnected()).toBe(false);
+  });
+
+  it('needs a url and a token', () => {
+    expect(() => new DeltaApiProvider({ url: URL_, token: '' })).toThrow(/token/);
+    expect(() => new DeltaApiProvider({ url: '', token: 't' })).toThrow(/url/);
+  });
+});
+
+describe('connection and health', () => {
+  it('connects through /health without sending the token there', async () => {
+    const server = pagedServer(3);
+    const p = provider(server.fetch, 'secret-token');
+    expect(await p.isConnected()).toBe(false);
+    await p.connect();
+    expect(await p.isConnected()).toBe(true);
+    await p.search('', { limit: 1 });
+    const [health, search] = server.calls;
+    expect(health.url.href).toBe(`${URL_}/health`);
+    expect(health.headers.Authorization).toBeUndefined();
+    expect(search.headers.Authorization).toBe('Bearer secret-token');
+    await p.disconnect();
+    expect(await p.isConnected()).toBe(false);
+  });
+
+  it('reports a healthy, a degraded and an unreachable API without throwing', async () => {
+    const ok = await provider(stubFetch(() => json(200, page([]))).fetch).checkHealth();
+    expect(ok).toMatchObject({ isConnected: true, isSearchAvailable: true, errors: [] });
+    expect(ok.latency).toBeGreaterThanOrEqual(0);
+    expect(ok).toMatchObject({ memoryUsage: 'n/a', keyCount: 0, lastSync: null });
+
+    const degraded = await provider(
+      stubFetch(
+        () => json(200, page([])),
+        () => json(200, { ...HEALTHY, status: 'degraded', redis: 'unreachable' }),
+      ).fetch,
+    ).checkHealth();
+    expect(degraded).toMatchObject({ isConnected: true, isSearchAvailable: true });
+    expect(degraded.errors.join()).toMatch(/redis unreachable/);
+
+    const down = await provider(
+      stubFetch(
+        () => json(200, page([])),
+        () => {
+          throw new TypeError('fetch failed');
+        },
+      ).fetch,
+    ).checkHealth();
+    expect(down).toMatchObject({ isConnected: false, isSearchAvailable: false, latency: -1 });
+  });
+});
+
+describe('no client-side cache: one principal never gets another principal\'s page', () => {
+  it('asks the server every time, with the provider\'s own token', async () => {
+    const server = pagedServer(50);
+    const clinician = provider(server.fetch, 'clinician-token');
+    const business = provider(server.fetch, 'business-token');
+    await clinician.search('asthma', { limit: 5 });
+    await business.search('asthma', { limit: 5 });
+    await clinician.search('asthma', { limit: 5 });
+    expect(searches(server.calls).map((c) => c.headers.Authorization)).toEqual([
+      'Bearer clinician-token',
+      'Bearer business-token',
+      'Bearer clinician-token',
+    ]);
+  });
+
+  it('builds SmartSearch without a cache provider and with caching off', () => {
+    const p = provider(pagedServer(1).fetch);
+    const config = smartSearchConfig(p);
+    expect(config).toEqual({ database: p, fallback: 'database', cacheConfig: { enabled: false } });
+    expect(config).not.toHaveProperty('cache');
+    const asInterface: DatabaseProvider = p; // structurally smart-search's DatabaseProvider
+    expect(asInterface.name).toBe('delta-api');
+  });
+
+  it('refuses a config with a cache section', () => {
+    expect(() =>
+      providerFromConfigObject({
+        database: { type: 'delta-api', connection: { url: URL_, token: 't' } },
+        cache: { type: 'redis', connection: { url: 'redis://localhost:6379' } },
+      }),
+    ).toThrow(/cache/);
+  });
+});
+
+describe('fromConfig', () => {
+  it('reads the shipped smart-search.config.json with GOVLAB_URL/GOVLAB_TOKEN', async () => {
+    const server = pagedServer(5);
+    const p = fromConfig(join(HERE, 'smart-search.config.json'), {
+      env: { GOVLAB_URL: URL_, GOVLAB_TOKEN: 'env-token' },
+      fetch: server.fetch,
+    });
+    expect(p).toMatchObject({ url: URL_, dataset: 'healthcare', format: 'delta' });
+    await p.search('', { limit: 2 });
+    expect(searches(server.calls)[0].headers.Authorization).toBe('Bearer env-token');
+  });
+
+  it('defaults the url, lets overrides win, and requires a token', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'delta-api-'));
+    const path = join(dir, 'config.json');
+    writeFileSync(
+      path,
+      JSON.stringify({
+        database: {
+          type: 'delta-api',
+          connection: { url: '${GOVLAB_URL:-http://127.0.0.1:8000}', token: '${GOVLAB_TOKEN}' },
+          options: { dataset: 'financial', format: 'iceberg' },
+        },
+        search: { fallback: 'database' },
+      }),
+    );
+    const defaulted = fromConfig(path, { env: { GOVLAB_TOKEN: 't' } });
+    expect(defaulted).toMatchObject({
+      url: 'http://127.0.0.1:8000',
+      dataset: 'financial',
+      format: 'iceberg',
+    });
+    expect(defaulted.columns.id).toBe('account_id');
+    const overridden = fromConfig(path, {
+      env: { GOVLAB_TOKEN: 't' },
+      url: 'http://other:9000',
+      format: 'parquet',
+    });
+    expect(overridden).toMatchObject({ url: 'http://other:9000', format: 'parquet' });
+    expect(() => fromConfig(path, { env: {} })).toThrow(/token/);
+  });
+
+  it('refuses another database type, an unknown dataset or format', () => {
+    expect(() =>
+      providerFromConfigObject({ database: { type: 'supabase', connection: {} } } as never),
+    ).toThrow(/delta-api/);
+    const withOptions = (options: object) =>
+      providerFromConfigObject({
+        database: { type: 'delta-api', connection: { token: 't' }, options: options as never },
+      });
+    expect(() => withOptions({ format: 'csv' })).toThrow(/unknown format/);
+    expect(() => withOptions({ dataset: 'x' })).toThrow(/unknown dataset/);
+  });
+
+  it('expands ${VAR} and ${VAR:-default}', () => {
+    const env = { A: 'x', EMPTY: '' };
+    expect(expandEnv('${A}/${B:-y}/${EMPTY:-z}/${B}', env)).toBe('x/y/z/');
+  });
+});

@@ -1,0 +1,397 @@
+"""The examples run as a user would run them, and show what they claim to show.
+
+- examples/python/load_parquet_example.py and load_iceberg_example.py, in-process, on a
+  temporary data root: the row counts and masked fields they print match the policy,
+  and no raw identifier leaks into what they print.
+- examples/python/search_delta_redis.py against a live API (``ensure_server``: API +
+  worker + embedded Redis) on an empty data root: it seeds through the API, then
+  searches as two roles.
+- examples/js: ``npm ci`` (when node_modules is missing), the TypeScript type check,
+  the vitest mapping tests, and ``npx tsx search-delta-redis.ts`` against the live API.
+  Skipped only when npm is not on PATH.
+- docker/docker-compose.yml, docker/Dockerfile, .env.example and environment.yml agree
+  with the package (services, volumes, variables, extras).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+import pytest
+import yaml
+
+from govlab.client import ApiError, GovlabClient, LocalServer, ensure_server
+from govlab.config import Settings
+from govlab.generators import get_dataset
+from govlab.identity import mint_token
+from govlab.policy import Principal, compile_access, load_policy, validate_policy
+from govlab.policy.compile import to_arrow
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "python"
+JS_DIR = ROOT / "examples" / "js"
+DOCKER = ROOT / "docker"
+# Variables that would point a child process at another data root or Redis.
+FOREIGN_ENV = ("REDIS_URL", "GOVLAB_DATA_DIR", "DELTA_DIR", "PARQUET_DIR", "ICEBERG_DIR")
+PRINCIPALS = {
+    "clinician (id=C007)": Principal("clinician", {"id": "C007"}),
+    "business_user": Principal("business_user", {}),
+}
+ROWS = 600
+
+sys.path.insert(0, str(EXAMPLES))
+from _showcase import build_admissions  # noqa: E402
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in FOREIGN_ENV}
+    return {**env, **extra}
+
+
+def run(args: list[str], cwd: Path = ROOT, timeout: float = 120, **env: str) -> str:
+    """Run a command; fail the test with its output when it exits non-zero."""
+    done = subprocess.run(
+        args, cwd=cwd, env=child_env(**env), capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, (
+        f"{' '.join(args)} exited {done.returncode}\n--- stdout\n{done.stdout[-4000:]}"
+        f"\n--- stderr\n{done.stderr[-4000:]}"
+    )
+    return done.stdout
+
+
+def summary(output: str) -> dict[str, tuple[int, list[str]]]:
+    """``label: N rows visible; masked: a, b`` lines -> {label: (N, [a, b])}."""
+    found = re.findall(r"^  (.+?): (\d+) rows visible; masked: (.*)$", output, re.MULTILINE)
+    return {label: (int(n), [] if m == "(none)" else m.split(", ")) for label, n, m in found}
+
+
+def expected(table: Any) -> dict[str, tuple[int, list[str]]]:
+    """What each principal may see of ``table`` under the shipped policy."""
+    spec = get_dataset("healthcare")
+    policy = validate_policy(load_policy(ROOT / "governance" / "healthcare.yaml"), spec)
+    result = {}
+    for label, principal in PRINCIPALS.items():
+        plan = compile_access(policy, spec, principal)
+        result[label] = (table.filter(to_arrow(plan.row_filter)).num_rows, sorted(plan.masks))
+    return result
+
+
+# ---------------------------------------------------------------------- in-process
+@pytest.mark.parametrize(
+    ("script", "marker"),
+    [("load_parquet_example.py", "wrote"), ("load_iceberg_example.py", "with PyIceberg")],
+)
+def test_load_examples_show_rls_and_cls(script: str, marker: str, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    out = run(
+        [sys.executable, str(EXAMPLES / script), "--data-dir", str(data_dir), "--rows", str(ROWS)]
+    )
+    table = build_admissions(ROWS)
+    assert marker in out
+    assert f"registered {table.num_rows} rows" in out
+    seen = summary(out)
+    assert seen == expected(table)
+    (clinician_rows, clinician_masks), (business_rows, business_masks) = seen.values()
+    assert 0 < clinician_rows < business_rows < table.num_rows  # RLS differs by role
+    assert set(clinician_masks) != set(business_masks)  # so does CLS
+    assert "masked only for business_user: name, notes" in out
+    assert "The same record (patient_id=" in out
+    # No raw identifier masked for both roles reaches the output.
+    for column in ("ssn", "insurance_id"):
+        raw = [v for v in table.column(column).to_pylist() if v]
+        assert not [v for v in raw if v in out], f"raw {column} printed"
+    # The example registered a real table in the data root.
+    fmt = "parquet" if "parquet" in script else "iceberg"
+    assert (data_dir / fmt).is_dir()
+
+
+def test_load_example_registers_an_existing_parquet_dataset(tmp_path: Path) -> None:
+    import load_parquet_example  # examples/python is on sys.path (above)
+
+    table = build_admissions(200)
+    source = tmp_path / "mine"
+    load_parquet_example.write_plain_parquet(table, source)
+    out = run(
+        [
+            sys.executable,
+            str(EXAMPLES / "load_parquet_example.py"),
+            "--source",
+            str(source),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "-q",
+            "asthma",
+        ]
+    )
+    assert f"registered {table.num_rows} rows" in out
+    asthma = table.filter(pc.equal(table["condition"], "asthma"))
+    counts = {label: n for label, (n, _) in expected(asthma).items()}
+    assert {label: n for label, (n, _) in summary(out).items()} == counts
+
+
+# ---------------------------------------------------------------------- live API
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
+    """``govlab serve`` (API + worker + embedded Redis) on an empty data root."""
+    data_dir = tmp_path_factory.mktemp("live-api")
+    url = f"http://127.0.0.1:{free_port()}"
+    log = data_dir / "serve.log"
+    with pytest.MonkeyPatch.context() as mp:
+        for name in FOREIGN_ENV:
+            mp.delenv(name, raising=False)
+        server: LocalServer = ensure_server(url, data_dir=str(data_dir), log_path=str(log))
+    assert server.process is not None, f"something else already answers at {url}"
+    try:
+        yield url, Settings(data_dir=data_dir)
+    finally:
+        server.stop()
+
+
+def ensure_seeded(url: str, settings: Settings) -> None:
+    client = GovlabClient.for_role("business_user", base_url=url, settings=settings)
+    try:
+        client.validate("healthcare", "delta")
+    except ApiError as exc:
+        assert exc.status == 404, exc
+        record = client.wait(client.seed("healthcare", "tiny", "delta"), timeout_s=120)
+        assert record["status"] == "completed", record
+    finally:
+        client.close()
+
+
+def test_search_delta_redis_seeds_through_the_api_and_compares_roles(
+    live_api: tuple[str, Settings],
+) -> None:
+    url, settings = live_api
+    out = run(
+        [
+            sys.executable,
+            str(EXAMPLES / "search_delta_redis.py"),
+            "--url",
+            url,
+            "--data-dir",
+            str(settings.data_dir),
+        ]
+    )
+    assert "not found: seeding size tiny through the API" in out
+    assert "seeded 1000 rows" in out
+    assert re.search(
+        r"clinician \(id=C007\): table version \d+, policy \w+, cache miss then hit", out
+    )
+    seen = summary(out)
+    assert list(seen) == list(PRINCIPALS)
+    (clinician_rows, clinician_masks), (business_rows, business_masks) = seen.values()
+    assert 0 < clinician_rows < business_rows < 1000
+    assert "name" in business_masks and "name" not in clinician_masks
+    assert "The same record (patient_id=" in out
+
+
+def test_search_delta_redis_exits_non_zero_without_an_api(tmp_path: Path) -> None:
+    script = str(EXAMPLES / "search_delta_redis.py")
+    url = f"http://127.0.0.1:{free_port()}"
+    done = subprocess.run(
+        [sys.executable, script, "--url", url, "--data-dir", str(tmp_path)],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "no govlab API" in done.stderr
+
+
+def test_search_delta_redis_exits_non_zero_with_a_foreign_secret(
+    live_api: tuple[str, Settings],
+) -> None:
+    url, _ = live_api
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "search_delta_redis.py"), "--url", url],
+        env=child_env(GOVLAB_SECRET="not-the-servers-secret"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "HTTP 401" in done.stderr
+
+
+# ---------------------------------------------------------------------- JS example
+needs_npm = pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not on PATH")
+
+
+@pytest.fixture(scope="module")
+def js_ready() -> Path:
+    if not (JS_DIR / "node_modules" / ".bin" / "vitest").exists():
+        run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, timeout=600)
+    return JS_DIR
+
+
+@needs_npm
+def test_js_provider_typechecks_and_its_mapping_tests_pass(js_ready: Path) -> None:
+    run(["npx", "--no-install", "tsc", "--noEmit"], cwd=js_ready)
+    out = run(["npx", "--no-install", "vitest", "run"], cwd=js_ready)
+    assert re.search(r"Tests\s+\d+ passed", out), out[-2000:]
+    assert "failed" not in out
+
+
+@needs_npm
+def test_js_example_searches_the_live_api_as_two_principals(
+    js_ready: Path, live_api: tuple[str, Settings]
+) -> None:
+    url, settings = live_api
+    ensure_seeded(url, settings)
+    secret = settings.secret_key()
+    clinician = mint_token(secret, "clinician", {"id": "C007"}, "js-test")
+    business = mint_token(secret, "business_user", {}, "js-test")
+    tsx = ["npx", "--no-install", "tsx", "search-delta-redis.ts"]
+
+    out = run([*tsx, "--url", url, "--token", clinician, "--query", "asthma"], cwd=js_ready)
+    assert "as role clinician" in out
+    assert "maskedFields: address, dob, insurance_id, ssn" in out
+
+    # Through the config file, with the URL and token from the environment, as JSON.
+    raw = run(
+        [*tsx, "--config", "smart-search.config.json", "--limit", "7", "--offset", "3", "--json"],
+        cwd=js_ready,
+        GOVLAB_URL=url,
+        GOVLAB_TOKEN=business,
+    )
+    answer = json.loads(raw)
+    assert answer["health"]["isConnected"] and answer["health"]["isSearchAvailable"]
+    assert answer["meta"]["role"] == "business_user"
+    results = answer["results"]
+    assert len(results) == 7
+    assert [int(r["id"]) for r in results] == sorted(int(r["id"]) for r in results)
+    for result in results:
+        meta = result["metadata"]
+        assert "name" in meta["maskedFields"] and meta["row"]["name"] == result["title"] == "*****"
+        assert meta["row"]["region"] in ("NE", "SE", "MW")
+
+    # The same window straight from the API: offset 3, limit 7 are rows 4..10.
+    api = GovlabClient(url, business)
+    try:
+        first_ten = api.search("healthcare", "delta", page_size=10)["items"]
+    finally:
+        api.close()
+    assert [str(r["patient_id"]) for r in first_ten[3:10]] == [r["id"] for r in results]
+
+
+@needs_npm
+def test_js_example_exits_non_zero_with_the_status_of_an_api_error(
+    js_ready: Path, live_api: tuple[str, Settings]
+) -> None:
+    url, _ = live_api
+    tsx = ["npx", "--no-install", "tsx", "search-delta-redis.ts", "--url", url]
+    done = subprocess.run(
+        [*tsx, "--token", "forged"],
+        cwd=js_ready,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "FAILED (status 401)" in done.stderr
+
+
+# ---------------------------------------------------------------------- deployment files
+PYTHON_SERVICES = ("api", "worker", "lab")
+
+
+def env_example() -> dict[str, str]:
+    pairs = (
+        line.split("=", 1)
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    )
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def extras() -> set[str]:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return set(pyproject["project"]["optional-dependencies"])
+
+
+def test_compose_file_runs_redis_7_the_api_a_worker_and_jupyterlab_on_one_data_volume() -> None:
+    compose = yaml.safe_load((DOCKER / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {"redis", *PYTHON_SERVICES}
+    assert services["redis"]["image"].startswith("redis:7")
+    assert "govlab-data" in compose["volumes"]
+    for name in PYTHON_SERVICES:
+        service = services[name]
+        build = service["build"]
+        assert (DOCKER / build["context"] / build["dockerfile"]).resolve() == DOCKER / "Dockerfile"
+        assert "govlab-data:/data" in service["volumes"]
+        assert service["environment"]["GOVLAB_DATA_DIR"] == "/data"
+        assert service["environment"]["REDIS_URL"].endswith("redis://redis:6379/0}")
+        assert [f["path"] for f in service["env_file"]] == ["../.env"]
+    assert len({json.dumps(services[n]["build"], sort_keys=True) for n in PYTHON_SERVICES}) == 1
+    api = " ".join(services["api"]["command"])
+    assert "govlab serve --host 0.0.0.0" in api and "--workers 0" in api
+    assert "PORT_DELTA_API" in api and "PORT_DELTA_API" in services["api"]["ports"][0]
+    assert services["worker"]["command"] == ["govlab", "worker"]
+    lab = " ".join(services["lab"]["command"])
+    assert "jupyter lab" in lab and "PORT_WEB" in lab and "PORT_WEB" in services["lab"]["ports"][0]
+    assert services["api"]["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def test_dockerfile_installs_the_package_with_service_and_lab_extras() -> None:
+    text = (DOCKER / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim$", text, re.MULTILINE)
+    installed = re.search(r'pip install -e "\.\[([a-z,]+)\]"', text)
+    assert installed and set(installed.group(1).split(",")) == {"service", "lab"} <= extras()
+    assert "GOVLAB_DATA_DIR=/data" in text
+
+
+def test_env_example_lists_the_variables_and_govlab_honours_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from govlab.config import load_secret
+    from govlab.redis_server import redis_url
+
+    env = env_example()
+    wanted = {"REDIS_URL", "DELTA_DIR", "PARQUET_DIR", "ICEBERG_DIR", "PORT_WEB"}
+    assert wanted | {"PORT_DELTA_API", "GOVLAB_SECRET", "GOVLAB_DATA_DIR"} <= set(env)
+    for name, value in env.items():
+        if value:
+            monkeypatch.setenv(name, value)
+        else:
+            monkeypatch.delenv(name, raising=False)
+    settings = Settings.from_env()
+    assert settings.data_dir == Path(env["GOVLAB_DATA_DIR"])
+    for fmt in ("delta", "parquet", "iceberg"):
+        assert settings.format_dir(fmt) == Path(env[f"{fmt.upper()}_DIR"])
+    assert redis_url(settings) == env["REDIS_URL"]
+    monkeypatch.setenv("GOVLAB_SECRET", "from-the-env-file")
+    assert load_secret(tmp_path) == b"from-the-env-file"
+    compose = (DOCKER / "docker-compose.yml").read_text()
+    assert "${PORT_WEB:-" in compose and "${PORT_DELTA_API:-" in compose
+
+
+def test_conda_environment_matches_the_pip_install() -> None:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert env["name"] == "govlab"
+    deps = env["dependencies"]
+    assert "python=3.11" in deps and "pip" in deps
+    (pip,) = [d["pip"] for d in deps if isinstance(d, dict)]
+    match = re.fullmatch(r"-e \.\[([a-z,]+)\]", pip[0])
+    assert match and set(match.group(1).split(",")) == extras()
