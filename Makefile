@@ -14,9 +14,12 @@ SEED ?= 42
 HOST ?= 127.0.0.1
 PORT ?= 8000
 UI_PORT ?= 8866
+SIZES ?= tiny,small
+FORMATS ?= delta,parquet,iceberg
+NBVAL := --nbval notebooks --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-env
 
-.PHONY: setup test lint format demo serve worker lab ui seed seed-tiny seed-small \
-        seed-medium seed-large bench run-showcase clean
+.PHONY: setup test lint format demo serve worker lab ui seed seed-batch seed-tiny seed-small \
+        seed-medium seed-large bench run-showcase examples examples-js docker-up docker-down clean
 
 setup: $(STAMP)
 
@@ -36,6 +39,7 @@ format: $(STAMP)
 
 test: $(STAMP) lint
 	$(PY) -m pytest -q
+	$(PY) -m pytest -q -p no:cacheprovider $(NBVAL)
 
 demo: $(STAMP)
 	$(GOVLAB) demo --dataset $(DATASET) --format $(FORMAT)
@@ -49,8 +53,29 @@ worker: $(STAMP)
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
+# papermill runs notebooks/seed.ipynb; the executed notebook under runs/ is the record
+seed: $(STAMP)
+	$(PY) -m govlab.batch --dataset $(DATASET) --size $(SIZE) --format $(FORMAT) --seed $(SEED)
+
+seed-batch: $(STAMP)
+	$(PY) -m govlab.batch --dataset $(DATASET) --seed $(SEED) --batch sizes=$(SIZES) formats=$(FORMATS)
+
 seed-tiny seed-small seed-medium seed-large: $(STAMP)
-	$(GOVLAB) seed --dataset $(DATASET) --size $(@:seed-%=%) --format $(FORMAT) --seed $(SEED)
+	$(PY) -m govlab.batch --dataset $(DATASET) --size $(@:seed-%=%) --format $(FORMAT) --seed $(SEED)
+
+examples: $(STAMP)
+	$(PY) examples/python/load_parquet_example.py
+	$(PY) examples/python/load_iceberg_example.py
+	$(PY) examples/python/search_delta_redis.py --start
+
+examples-js:
+	cd examples/js && { test -d node_modules || npm ci --no-audit --no-fund; } && npx tsc --noEmit && npx vitest run
+
+docker-up:
+	docker compose --env-file $(if $(wildcard .env),.env,.env.example) -f docker/docker-compose.yml up --build -d
+
+docker-down:
+	docker compose -f docker/docker-compose.yml down
 
 clean:
 	rm -rf .pytest_cache .ruff_cache .hypothesis test-artifacts
