@@ -71,6 +71,9 @@ examples: $(STAMP)
 examples-js:
 	cd examples/js && { test -d node_modules || npm ci --no-audit --no-fund; } && npx tsc --noEmit && npx vitest run
 
+run-showcase: $(STAMP)
+	bash examples/run-showcase.sh
+
 docker-up:
 	docker compose --env-file $(if $(wildcard .env),.env,.env.example) -f docker/docker-compose.yml up --build -d
 
