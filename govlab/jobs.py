@@ -211,7 +211,7 @@ _NUMERIC = (
     "etaSeconds",
     "tableVersion",
     "prewarmedPages",
-    "createdAt", "prewarmedPages",
+    "createdAt",
     "startedAt",
     "finishedAt",
 )
