@@ -53,6 +53,11 @@ worker: $(STAMP)
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
+# The stepper notebook as a web app at 127.0.0.1:$(UI_PORT); idle kernels are culled.
+# GOVLAB_API_URL / GOVLAB_DATA_DIR / GOVLAB_SECRET from the environment reach the kernel.
+ui: $(STAMP)
+	$(PY) -m govlab.ui --port $(UI_PORT)
+
 # papermill runs notebooks/seed.ipynb; the executed notebook under runs/ is the record
 seed: $(STAMP)
 	$(PY) -m govlab.batch --dataset $(DATASET) --size $(SIZE) --format $(FORMAT) --seed $(SEED)

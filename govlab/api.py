@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any, Literal
@@ -295,12 +296,14 @@ def _install_routes(app: FastAPI) -> None:
         page_size: Annotated[int, Query(alias="pageSize", ge=1, le=200)] = 20,
         sort: Annotated[str | None, Query(max_length=80)] = None,
     ) -> dict[str, Any]:
+        started = time.perf_counter()
         query = SearchQuery.parse(q, page, page_size, sort)
         page_data, status = cached_search(
             services.searcher, services.cache, dataset, format, principal, query
         )
         response.headers["X-Cache"] = status.upper()
         result = {k: v for k, v in page_data.items() if k not in ("engine", "pushdown")}
+        result["tookMs"] = round((time.perf_counter() - started) * 1000, 2)  # this request's
         result["strategy"] = {
             "cache": status,
             "engine": page_data["engine"],

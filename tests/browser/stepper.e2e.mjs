@@ -1,0 +1,481 @@
+#!/usr/bin/env node
+// End-to-end walk through the govlab stepper served by Voila, in Debian's chromium driven
+// by playwright-core (no browser download: executablePath is /usr/bin/chromium).
+//
+// Usage:
+//   node stepper.e2e.mjs --url http://127.0.0.1:8866/ --format delta --artifacts DIR
+//   (or GOVLAB_E2E_URL, GOVLAB_E2E_FORMAT, GOVLAB_E2E_ARTIFACTS, GOVLAB_E2E_CHROMIUM)
+//
+// One page (one Voila kernel) per run: dataset healthcare, size tiny, the given format,
+// governance as loaded, role clinician, validate, hydrate (seed through the UI), search
+// "asthma" twice (cache MISS then HIT); then Back to the role stage, business_user, forward
+// to search, which runs "asthma" again for that role (MISS), and Search once more (HIT).
+// A screenshot of every stage goes to DIR/NN-<stage>.png. The summary, one JSON object on
+// stdout, is what tests/test_browser.py asserts on; progress lines go to stderr.
+// Exit code 0 when the walk completed, 1 (with {"ok": false, "error": ...}) otherwise.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { chromium } from 'playwright-core';
+
+const { values: opts } = parseArgs({
+  options: {
+    url: { type: 'string', default: process.env.GOVLAB_E2E_URL ?? 'http://127.0.0.1:8866/' },
+    format: { type: 'string', default: process.env.GOVLAB_E2E_FORMAT ?? 'delta' },
+    artifacts: {
+      type: 'string',
+      default: process.env.GOVLAB_E2E_ARTIFACTS ?? 'test-artifacts/browser',
+    },
+    chromium: {
+      type: 'string',
+      default: process.env.GOVLAB_E2E_CHROMIUM ?? '/usr/bin/chromium',
+    },
+    query: { type: 'string', default: 'asthma' },
+    'first-role': { type: 'string', default: 'clinician' },
+    'second-role': { type: 'string', default: 'business_user' },
+    // Bounded waits: the first render waits for a Voila kernel, hydration for a seed job.
+    'render-timeout-ms': { type: 'string', default: '120000' },
+    'step-timeout-ms': { type: 'string', default: '30000' },
+    'seed-timeout-ms': { type: 'string', default: '120000' },
+  },
+});
+
+const RENDER_MS = Number(opts['render-timeout-ms']);
+const STEP_MS = Number(opts['step-timeout-ms']);
+const SEED_MS = Number(opts['seed-timeout-ms']);
+const FORMAT = opts.format;
+const QUERY = opts.query;
+const ARTIFACTS = path.resolve(opts.artifacts);
+// The labels of the format ToggleButtons (govlab.widgets.state.FORMAT_LABELS).
+const FORMAT_LABELS = { delta: 'Delta (v4)', parquet: 'Parquet', iceberg: 'Iceberg' };
+if (!(FORMAT in FORMAT_LABELS)) {
+  process.stderr.write(`unknown format ${FORMAT}; formats: ${Object.keys(FORMAT_LABELS)}\n`);
+  process.exit(2);
+}
+
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+const started = Date.now();
+const log = (msg) => process.stderr.write(`[e2e ${FORMAT} +${Date.now() - started}ms] ${msg}\n`);
+
+const summary = {
+  ok: false,
+  format: FORMAT,
+  dataset: 'healthcare',
+  size: 'tiny',
+  query: QUERY,
+  url: opts.url,
+  stages: [],
+  screenshots: [],
+  roles: {},
+  hydrate: null,
+  validate: {},
+  consoleErrors: [],
+  pageErrors: [],
+  timings: {},
+};
+
+let shot = 0;
+async function screenshot(page, name) {
+  shot += 1;
+  const file = path.join(ARTIFACTS, `${String(shot).padStart(2, '0')}-${name}.png`);
+  // Voila scrolls inside its own containers, so a "full page" shot stops at the viewport:
+  // grow the viewport to the tallest scrolling content instead (bounded).
+  const height = await page.evaluate(() => {
+    let h = document.documentElement.scrollHeight;
+    for (const el of document.querySelectorAll('body, body *')) {
+      const oy = getComputedStyle(el).overflowY;
+      if ((oy === 'auto' || oy === 'scroll') && el.scrollHeight > el.clientHeight) {
+        h = Math.max(h, el.scrollHeight + el.getBoundingClientRect().top);
+      }
+    }
+    return Math.ceil(h);
+  });
+  const viewport = page.viewportSize();
+  const tall = Math.min(Math.max(height, viewport.height), 6000);
+  await page.setViewportSize({ width: viewport.width, height: tall });
+  try {
+    await page.screenshot({ path: file, fullPage: true });
+  } finally {
+    await page.setViewportSize(viewport);
+  }
+  summary.screenshots.push(path.relative(process.cwd(), file));
+  return file;
+}
+
+const lab = (page) => page.locator('.govlab-lab');
+
+async function text(locator) {
+  return ((await locator.count()) ? await locator.first().innerText() : '').trim();
+}
+
+async function waitStage(page, name, timeout = STEP_MS) {
+  await page
+    .locator(`.govlab-stage-title h3.govlab-current[data-stage="${name}"]`)
+    .waitFor({ timeout });
+  await page.locator(`.govlab-panel-host .govlab-panel-${name}`).waitFor({ timeout });
+  summary.stages.push(name);
+  log(`stage ${name}`);
+}
+
+async function next(page, expected) {
+  const button = lab(page).locator('button.govlab-next');
+  // Next is enabled only when the current stage is complete: click() waits for that.
+  await button.click({ timeout: STEP_MS });
+  await waitStage(page, expected);
+}
+
+async function back(page, expected) {
+  await lab(page).locator('button.govlab-back').click({ timeout: STEP_MS });
+  await waitStage(page, expected);
+}
+
+const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Wait (bounded) until fn() is truthy; a clear error naming what was awaited otherwise. */
+async function until(what, fn, timeout = STEP_MS, pollMs = 100) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const value = await fn();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
+
+/** Click the ToggleButtons option whose label is `label` and wait until it is the active one. */
+async function chooseToggle(page, cls, label) {
+  const button = lab(page)
+    .locator(`.${cls} button.widget-toggle-button`)
+    .filter({ hasText: new RegExp(`^\\s*${escapeRe(label)}\\s*$`) });
+  await button.click({ timeout: STEP_MS });
+  await until(`"${label}" to be the active ${cls} option`, async () =>
+    /\bmod-active\b/.test((await button.getAttribute('class')) ?? ''),
+  );
+}
+
+/** Everything the search view shows that changes when a search answers. */
+async function searchSnapshot(page) {
+  return page.evaluate(() => {
+    const root = document.querySelector('.govlab-lab .govlab-search');
+    if (!root) return null;
+    const q = (sel) => root.querySelector(sel);
+    const txt = (sel) => (q(sel)?.textContent ?? '').trim();
+    return JSON.stringify({
+      cache: txt('.govlab-cache'),
+      total: txt('.govlab-total'),
+      page: txt('.govlab-page'),
+      took: txt('.govlab-took'),
+      error: txt('.govlab-search-error'),
+      table: q('.govlab-results')?.innerHTML ?? '',
+    });
+  });
+}
+
+/**
+ * Wait until the search view differs from `before` and holds still (three equal reads):
+ * widget updates arrive as separate messages, and a re-shown view first renders its old
+ * state, so a snapshot equal to `before` never counts.
+ */
+async function waitSearchChange(page, before, timeout = STEP_MS) {
+  const deadline = Date.now() + timeout;
+  let last = null;
+  let stable = 0;
+  for (;;) {
+    const now = await searchSnapshot(page);
+    const changed = now !== null && now !== before && Boolean(JSON.parse(now).cache);
+    stable = changed && now === last ? stable + 1 : 0;
+    last = now;
+    if (stable >= 3) return now;
+    if (Date.now() > deadline) {
+      throw new Error(`the search view did not change and settle within ${timeout} ms: ${now}`);
+    }
+    await page.waitForTimeout(150);
+  }
+}
+
+/** What one search shows: counts, the cache indicator, masked cells and columns. */
+async function readSearch(page) {
+  return page.evaluate(() => {
+    const root = document.querySelector('.govlab-lab .govlab-search');
+    const txt = (sel) => (root.querySelector(sel)?.textContent ?? '').trim();
+    const totalText = txt('.govlab-total');
+    const cacheSpan = root.querySelector('.govlab-cache span');
+    const cacheClass = cacheSpan
+      ? [...cacheSpan.classList].find((c) => /^govlab-cache-(hit|miss|bypass)$/.test(c)) ?? null
+      : null;
+    const table = root.querySelector('.govlab-results table.govlab-rows');
+    const rows = table ? [...table.querySelectorAll('tbody tr')] : [];
+    const colValues = (col) =>
+      rows.map((r) => r.querySelector(`td[data-col="${col}"]`)?.textContent ?? null);
+    const maskedCells = table ? [...table.querySelectorAll('td.govlab-masked')] : [];
+    const maskedHeaders = table ? [...table.querySelectorAll('th.govlab-masked-col')] : [];
+    const columns = table
+      ? [...table.querySelectorAll('thead th')].map((th) => th.getAttribute('data-col'))
+      : [];
+    return {
+      totalText,
+      total: totalText ? Number(totalText.replace(/[^0-9]/g, '')) : null,
+      pageText: txt('.govlab-page'),
+      cacheText: txt('.govlab-cache'),
+      cache: cacheClass ? cacheClass.replace('govlab-cache-', '').toUpperCase() : null,
+      took: txt('.govlab-took'),
+      error: txt('.govlab-search-error'),
+      rowsOnPage: rows.length,
+      columns,
+      maskedCells: maskedCells.length,
+      maskedCellsWithTitle: maskedCells.filter((td) =>
+        (td.getAttribute('title') ?? '').startsWith('masked: '),
+      ).length,
+      maskedColumns: [...new Set(maskedCells.map((td) => td.getAttribute('data-col')))].sort(),
+      maskedHeaderColumns: maskedHeaders.map((th) => th.getAttribute('data-col')).sort(),
+      clinicianIds: [...new Set(colValues('clinician_id'))].sort(),
+      regions: [...new Set(colValues('region'))].sort(),
+      names: colValues('name'),
+    };
+  });
+}
+
+async function searchAsRole(page, role, record, enteredBefore) {
+  // Entering the search stage runs the current query once for this role; the stage is
+  // complete (its header button "done") when that page has arrived.
+  await lab(page)
+    .locator('button.govlab-stage-search.govlab-stage-done')
+    .waitFor({ timeout: STEP_MS });
+  const entered = await waitSearchChange(page, enteredBefore);
+  const input = lab(page).locator('.govlab-search-q input');
+  const current = await input.inputValue();
+  record.onEnter = { query: current, ...(await readSearch(page)) };
+  const searches = [];
+  let snap = entered;
+  if (current !== QUERY) {
+    // A new query: type it and press Enter (the Text syncs on Enter), the first search.
+    await input.fill(QUERY);
+    await input.press('Enter');
+    snap = await waitSearchChange(page, snap);
+  }
+  const first = await readSearch(page);
+  first.how = current !== QUERY ? 'typed + Enter' : 'entering the search stage';
+  searches.push(first);
+  await screenshot(page, `search-${role}-${(first.cache ?? 'none').toLowerCase()}`);
+  // The same search again, with the Search button: served from the page cache.
+  await lab(page).locator('button.govlab-search-go').click({ timeout: STEP_MS });
+  snap = await waitSearchChange(page, snap);
+  const second = await readSearch(page);
+  second.how = 'Search button, same query';
+  searches.push(second);
+  await screenshot(page, `search-${role}-${(second.cache ?? 'none').toLowerCase()}`);
+  record.searches = searches;
+  record.cacheSequence = searches.map((s) => s.cache);
+  Object.assign(record, {
+    total: second.total,
+    rowsOnPage: second.rowsOnPage,
+    maskedCells: second.maskedCells,
+    maskedColumns: second.maskedColumns,
+    clinicianIds: second.clinicianIds,
+    regions: second.regions,
+  });
+  log(`${role}: total ${second.total}, cache ${record.cacheSequence.join(' -> ')}`);
+  return snap;
+}
+
+async function pickRole(page, role) {
+  const select = lab(page).locator('.govlab-role select');
+  const shown = () =>
+    page.evaluate(() => {
+      const root = document.querySelector('.govlab-lab .govlab-role-picker');
+      return JSON.stringify([
+        root?.querySelector('select')?.value ?? null,
+        root?.querySelector('.govlab-attrs input')?.value ?? null,
+        root?.querySelector('.govlab-role-filter')?.innerHTML ?? null,
+      ]);
+    });
+  const before = JSON.parse(await shown());
+  await select.selectOption(role, { timeout: STEP_MS });
+  // The kernel answers a new role with its attributes and bound filter: wait for both.
+  await until(`the role picker to show ${role}`, async () => {
+    const [value, attrs, filter] = JSON.parse(await shown());
+    const changed = before[0] === role || (attrs !== before[1] && filter !== before[2]);
+    return value === role && changed && filter && filter.includes('govlab-filter');
+  });
+  await page.waitForTimeout(200);
+  const attrs = await lab(page).locator('.govlab-attrs input').inputValue();
+  const filter = await text(lab(page).locator('.govlab-role-filter code.govlab-filter'));
+  return { attrs, filter };
+}
+
+async function validated(page, role) {
+  // Entering Validate runs it for the acting role; wait until it names that role (or
+  // shows the API's error, which fails at once with the message the page shows).
+  await page.waitForFunction(
+    (r) => {
+      const f = document.querySelector('.govlab-lab .govlab-validate-filter');
+      const rows = document.querySelector('.govlab-lab .govlab-validate-rows');
+      const error = document.querySelector('.govlab-lab .govlab-validate-error');
+      if (error && error.textContent.trim()) return true;
+      return f && f.textContent.includes(`for ${r}:`) && rows && rows.textContent.trim();
+    },
+    role,
+    { timeout: STEP_MS },
+  );
+  const error = await text(lab(page).locator('.govlab-validate-error'));
+  if (error) throw new Error(`Validate as ${role} shows an error: ${error}`);
+  return {
+    rows: await text(lab(page).locator('.govlab-validate-rows')),
+    filter: await text(lab(page).locator('.govlab-validate-filter')),
+    masks: await text(lab(page).locator('.govlab-validate-masks')),
+  };
+}
+
+async function main() {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  for (const f of fs.readdirSync(ARTIFACTS)) {
+    if (f.endsWith('.png')) fs.rmSync(path.join(ARTIFACTS, f));
+  }
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'govlab-chromium-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: opts.chromium,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1400, height: 900 },
+  });
+  let page;
+  try {
+    page = await context.newPage();
+    page.on('console', (m) => {
+      if (m.type() === 'error') summary.consoleErrors.push(m.text().slice(0, 300));
+    });
+    page.on('pageerror', (e) => summary.pageErrors.push(String(e).slice(0, 300)));
+
+    const t0 = Date.now();
+    await page.goto(opts.url, { timeout: RENDER_MS, waitUntil: 'domcontentloaded' });
+    await lab(page).waitFor({ timeout: RENDER_MS });
+    await waitStage(page, 'dataset', RENDER_MS);
+    summary.timings.renderMs = Date.now() - t0;
+
+    // 1-3: dataset, size, format
+    await chooseToggle(page, 'govlab-dataset', 'healthcare');
+    await screenshot(page, 'dataset');
+    await next(page, 'size');
+    await chooseToggle(page, 'govlab-size', 'tiny (1,000 rows)');
+    await screenshot(page, 'size');
+    await next(page, 'format');
+    await chooseToggle(page, 'govlab-format', FORMAT_LABELS[FORMAT]);
+    await screenshot(page, 'format');
+
+    // 4: governance, as loaded (the live policy, read as the default role)
+    await next(page, 'governance');
+    await lab(page)
+      .locator('.govlab-policy-status .govlab-policy-ok')
+      .waitFor({ timeout: STEP_MS });
+    await lab(page)
+      .locator('.govlab-governance-preview tr[data-role="business_user"]')
+      .waitFor({ timeout: STEP_MS });
+    summary.governance = {
+      mode: await text(lab(page).locator('.govlab-policy-mode')),
+      status: await text(lab(page).locator('.govlab-policy-status')),
+      previewRoles: await lab(page)
+        .locator('.govlab-governance-preview tr[data-role]')
+        .evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-role'))),
+      legendMasks: await lab(page).locator('.govlab-mask-legend tr[data-mask]').count(),
+    };
+    await screenshot(page, 'governance');
+
+    // 5-8 as the first role
+    const first = opts['first-role'];
+    const second = opts['second-role'];
+    summary.roles[first] = {};
+    summary.roles[second] = {};
+    await next(page, 'role');
+    summary.roles[first].role = await pickRole(page, first);
+    await screenshot(page, `role-${first}`);
+    await next(page, 'validate');
+    summary.validate[first] = await validated(page, first);
+    await screenshot(page, `validate-${first}`);
+    await next(page, 'hydrate');
+
+    const t1 = Date.now();
+    await lab(page).locator('button.govlab-hydrate-start').click({ timeout: STEP_MS });
+    await page.waitForFunction(
+      () => {
+        const s = document.querySelector('.govlab-lab .govlab-hydrate-status');
+        return s && /^(completed|failed|cancelled)/.test(s.textContent.trim());
+      },
+      null,
+      { timeout: SEED_MS },
+    );
+    const status = await text(lab(page).locator('.govlab-hydrate-status'));
+    const bar = await text(lab(page).locator('.govlab-hydrate-progress .widget-label'));
+    summary.hydrate = { status, bar, ms: Date.now() - t1 };
+    if (!status.startsWith('completed')) throw new Error(`seeding did not complete: ${status}`);
+    await page.waitForFunction(
+      () =>
+        document.querySelector('.govlab-lab .govlab-hydrate-progress .widget-label')
+          ?.textContent === '100%',
+      null,
+      { timeout: STEP_MS },
+    );
+    summary.hydrate.bar = '100%';
+    await screenshot(page, 'hydrate');
+
+    const beforeFirst = await searchSnapshot(page); // null: no search view on the page yet
+    await next(page, 'search');
+    const snap = await searchAsRole(page, first, summary.roles[first], beforeFirst);
+
+    // Switch role: Back to the role stage, pick the second role, forward to search.
+    await back(page, 'hydrate');
+    await back(page, 'validate');
+    await back(page, 'role');
+    summary.roles[second].role = await pickRole(page, second);
+    await screenshot(page, `role-${second}`);
+    await next(page, 'validate');
+    summary.validate[second] = await validated(page, second);
+    await screenshot(page, `validate-${second}`);
+    await next(page, 'hydrate');
+    // The table of this format was seeded above: Hydrate stays complete for a new role.
+    const hydrated = await text(lab(page).locator('.govlab-hydrate-status'));
+    summary.hydrate.statusAfterRoleSwitch = hydrated;
+    await screenshot(page, `hydrate-${second}`);
+    await next(page, 'search');
+    await searchAsRole(page, second, summary.roles[second], snap);
+
+    summary.timings.totalMs = Date.now() - started;
+    summary.ok = true;
+  } catch (err) {
+    summary.error = String(err?.stack ?? err).slice(0, 2000);
+    if (page) {
+      try {
+        await screenshot(page, 'failure');
+        summary.failureHtml = (await lab(page).innerHTML({ timeout: 2000 })).slice(0, 20000);
+      } catch {
+        // the page itself is gone; the error says why
+      }
+    }
+  } finally {
+    if (page) {
+      // On beforeunload Voila asks its server to shut the page's kernel down (in 0.5.13 that
+      // POST is refused for a missing _xsrf, voila-dashboards/voila#1458: kernel culling
+      // and Voila's own shutdown reclaim the kernel instead).
+      await page.close({ runBeforeUnload: true }).catch(() => {});
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    await context.close().catch(() => {});
+    fs.rmSync(userDataDir, { recursive: true, force: true });
+  }
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
+  process.exitCode = summary.ok ? 0 : 1;
+}
+
+await main();
