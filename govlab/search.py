@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -19,6 +20,7 @@ import pyarrow.compute as pc
 from govlab import masks
 from govlab.config import Settings
 from govlab.engines import get_engine
+from govlab.engines._common import pk_page
 from govlab.engines.base import Engine
 from govlab.errors import BadRequest
 from govlab.generators import DatasetSpec, get_dataset
@@ -108,6 +110,7 @@ class GovernedSearch:
         self.settings = settings
         self.policies = policies or PolicyStore(settings)
         self._key: bytes | None = None
+        self._loaded: dict[str, LoadedPolicy] = {}
 
     @property
     def key(self) -> bytes:
@@ -122,8 +125,38 @@ class GovernedSearch:
         self, dataset: str, principal: Principal, policy: LoadedPolicy | None = None
     ) -> tuple[DatasetSpec, LoadedPolicy, AccessPlan]:
         spec = get_dataset(dataset)
-        loaded = policy or self.policies.current(dataset)
+        loaded = policy or self.current_policy(dataset)
         return spec, loaded, compile_access(loaded, spec, principal)
+
+    def current_policy(self, dataset: str) -> LoadedPolicy:
+        """``policies.current(dataset)``, without re-parsing and re-validating an unchanged
+        text on every request (YAML parsing dominated a cache hit).
+
+        The live policy file is read every time and compared with the text of the policy
+        last loaded: any edit, a new revision or a changed shipped file, is a different
+        text and goes through the store again. If the store resolved its file some other
+        way the texts never match and every call goes to the store, as before.
+        """
+        get_dataset(dataset)  # dataset names are checked before they become paths
+        text = self._live_policy_text(dataset)
+        cached = self._loaded.get(dataset)
+        if cached is not None and text is not None and cached.text == text:
+            return cached
+        loaded = self.policies.current(dataset)
+        self._loaded[dataset] = loaded
+        return loaded
+
+    def _live_policy_text(self, dataset: str) -> str | None:
+        revisions = getattr(self.policies, "revisions", None)
+        shipped = getattr(self.policies, "governance_dir", None)
+        if revisions is None or shipped is None:
+            return None
+        try:
+            found = revisions(dataset)
+            path = found[-1].path if found else Path(shipped) / f"{dataset}.yaml"
+            return path.read_text(encoding="utf-8")
+        except (OSError, AttributeError, UnicodeDecodeError):
+            return None
 
     def prepare(
         self,
@@ -158,10 +191,14 @@ class GovernedSearch:
         started = time.perf_counter()
         spec, plan, engine, query = prepared.spec, prepared.plan, prepared.engine, prepared.query
         visible = and_(plan.row_filter, text_filter(query.terms, spec, plan))
-        page_keys, total = self._page_keys(
-            engine, spec, visible, prepared.sort, query, prepared.version
-        )
-        rows = self._page_rows(engine, spec, visible, page_keys, prepared.version)
+        fast = self._pk_page(prepared, visible)
+        if fast is not None:
+            rows, total = fast
+        else:
+            page_keys, total = self._page_keys(
+                engine, spec, visible, prepared.sort, query, prepared.version
+            )
+            rows = self._page_rows(engine, spec, visible, page_keys, prepared.version)
         masked = masks.mask_table(rows, plan.mask_plan, self.key)
         return {
             "items": to_json_rows(masked),
@@ -177,6 +214,23 @@ class GovernedSearch:
             "pushdown": True,
             "tookMs": round((time.perf_counter() - started) * 1000, 2),
         }
+
+    @staticmethod
+    def _pk_page(prepared: Prepared, visible: Expr) -> tuple[pa.Table, int] | None:
+        """The page ordered by primary key (the default sort) read from the engine's
+        Arrow snapshot: stops early and counts from metadata where it can, and reads
+        whole rows from the page's row groups only (see ``engines._common.pk_page``).
+        None when the engine has no snapshot or the sort is another column; the
+        general two-phase path below then gives the same answer."""
+        spec, sort, query = prepared.spec, prepared.sort, prepared.query
+        snapshot_of = getattr(prepared.engine, "snapshot", None)
+        if snapshot_of is None or sort.column != spec.primary_key:
+            return None
+        snapshot = snapshot_of(spec, prepared.version)
+        if snapshot is None:
+            return None
+        offset = (query.page - 1) * query.page_size
+        return pk_page(snapshot, spec, visible, sort.descending, offset, query.page_size)
 
     def _page_keys(
         self,

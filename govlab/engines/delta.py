@@ -11,6 +11,8 @@ column mapping stay off so every Delta reader that speaks table features can rea
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import time
 from collections.abc import Iterable
@@ -25,8 +27,12 @@ from deltalake import DeltaTable, WriterProperties, write_deltalake
 
 from govlab.config import Settings
 from govlab.engines._common import (
+    DATA_PAGE_BYTES,
+    DICTIONARY_PAGE_BYTES,
     ROW_GROUP_ROWS,
     CountingBatches,
+    Snapshot,
+    SnapshotCache,
     check_dataset_name,
     normalise,
     output_schema,
@@ -42,6 +48,8 @@ TABLE_CONFIGURATION: dict[str, str | None] = {
     "delta.enableChangeDataFeed": "true",
 }
 TARGET_FILE_SIZE = 64 * 1024 * 1024  # also bounds what delta-rs buffers per partition
+_COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
+_SNAPSHOTS = SnapshotCache()
 
 
 class DeltaEngine:
@@ -91,7 +99,11 @@ class DeltaEngine:
                     name=spec.name,
                     configuration=TABLE_CONFIGURATION,
                     target_file_size=TARGET_FILE_SIZE,
-                    writer_properties=WriterProperties(max_row_group_size=ROW_GROUP_ROWS),
+                    writer_properties=WriterProperties(
+                        max_row_group_size=ROW_GROUP_ROWS,
+                        data_page_size_limit=DATA_PAGE_BYTES,
+                        dictionary_page_size_limit=DICTIONARY_PAGE_BYTES,
+                    ),
                 )
             except BaseException as exc:
                 _remove_uncommitted(path, before, existed)
@@ -104,7 +116,12 @@ class DeltaEngine:
 
     # ------------------------------------------------------------------ metadata
     def version(self, dataset: str) -> int:
-        return self._table(dataset).version()
+        """The newest commit number, from a listing of ``_delta_log`` (commit files
+        appear atomically); a log without commit files goes through delta-rs."""
+        latest = _latest_commit(self.path(dataset))
+        if latest is None:
+            return self._table(dataset).version()
+        return latest
 
     def info(self, dataset: str) -> TableInfo:
         return self._info(dataset, self._table(dataset))
@@ -137,12 +154,34 @@ class DeltaEngine:
 
     # ------------------------------------------------------------------ read
     def _dataset(self, spec: DatasetSpec, version: int | None) -> ds.Dataset:
+        return self.snapshot(spec, version).dataset
+
+    def snapshot(self, spec: DatasetSpec, version: int | None = None) -> Snapshot:
+        """The version as a dataset, built once per commit (log replay is the cost).
+
+        The key holds the commit file's identity, so a table wiped and re-seeded to the
+        same version number is a new snapshot.
+        """
+        path = self.path(spec.name)
+        current = self.version(spec.name)
+        chosen = current if version is None else version
+        if not 0 <= chosen <= current:
+            raise BadRequest(f"delta table {spec.name!r} has no version {version}")
+        try:
+            st = (path / "_delta_log" / f"{chosen:020d}.json").stat()
+        except FileNotFoundError:  # an old commit whose log entry was cleaned up
+            return Snapshot(self._build_dataset(path, chosen))
+        key = (str(path), chosen, st.st_ino, st.st_mtime_ns, st.st_size)
+        return _SNAPSHOTS.get(key, lambda: self._build_dataset(path, chosen))
+
+    @staticmethod
+    def _build_dataset(path: Path, version: int) -> ds.FileSystemDataset:
         # Read the data files with Arrow's native local filesystem. The default is a
         # PyFileSystem calling back into delta-rs from Arrow's IO threads, which is
         # slower and intermittently aborted the interpreter at exit ("terminate called
         # without an active exception") after a scan.
-        filesystem = pafs.SubTreeFileSystem(str(self.path(spec.name)), pafs.LocalFileSystem())
-        return self._table(spec.name, version).to_pyarrow_dataset(filesystem=filesystem)
+        filesystem = pafs.SubTreeFileSystem(str(path), pafs.LocalFileSystem())
+        return DeltaTable(str(path), version=version).to_pyarrow_dataset(filesystem=filesystem)
 
     def scan(
         self,
@@ -158,6 +197,15 @@ class DeltaEngine:
 
     def count(self, spec: DatasetSpec, row_filter: Expr, version: int | None = None) -> int:
         return self._dataset(spec, version).count_rows(filter=to_arrow(row_filter))
+
+
+def _latest_commit(path: Path) -> int | None:
+    try:
+        names = os.listdir(path / "_delta_log")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    versions = [int(m.group(1)) for m in map(_COMMIT_FILE.match, names) if m]
+    return max(versions) if versions else None
 
 
 ORPHAN_SWEEPS = 20

@@ -21,8 +21,10 @@ property when a schema change replaced the table, so versions only ever grow);
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import shutil
+import sqlite3
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
@@ -30,6 +32,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 from filelock import FileLock
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NoSuchTableError
@@ -60,14 +65,18 @@ from pyiceberg.types import (
 
 from govlab.config import Settings
 from govlab.engines._common import (
+    DATA_PAGE_BYTES,
+    DICTIONARY_PAGE_BYTES,
     ROW_GROUP_ROWS,
     CountingBatches,
+    SnapshotCache,
     check_dataset_name,
     needed_columns,
     normalise,
     output_schema,
     seed_lock,
 )
+from govlab.engines._common import Snapshot as ArrowSnapshot
 from govlab.engines.base import ProgressFn, TableInfo
 from govlab.errors import BadRequest, TableNotFound
 from govlab.generators.base import DatasetSpec
@@ -78,13 +87,22 @@ NAMESPACE = "govlab"
 CATALOG_NAME = "govlab"
 CHUNK_ROWS = 500_000
 PARTITION_FIELD_ID = 1000
+PAGE_ROW_LIMIT = 1024
 VERSION_OFFSET = "govlab.version-offset"
 TABLE_PROPERTIES = {
     "format-version": "2",
     "write.parquet.row-group-limit": str(ROW_GROUP_ROWS),
+    "write.parquet.page-size-bytes": str(DATA_PAGE_BYTES),
+    "write.parquet.dict-size-bytes": str(DICTIONARY_PAGE_BYTES),
+    # PyIceberg passes this to Arrow as write_batch_size: the page size is only checked
+    # every that many rows, so the default (20,000) made pages of 20,000 rows.
+    "write.parquet.page-row-limit": str(PAGE_ROW_LIMIT),
 }
 
+_SNAPSHOTS = SnapshotCache()
 _catalogs: dict[tuple[str, str], SqlCatalog] = {}
+_TABLE_CACHE_SIZE = 16
+_tables: dict[tuple[str, str], Table] = {}  # (catalog file, metadata location) -> table
 _catalogs_guard = threading.Lock()
 
 
@@ -125,16 +143,50 @@ class IcebergEngine:
         return (NAMESPACE, check_dataset_name(dataset))
 
     def _load(self, dataset: str) -> Table:
-        """The table, which must have at least one snapshot (i.e. was seeded)."""
+        """The table, which must have at least one snapshot (i.e. was seeded).
+
+        Reads go through a cache keyed by the catalog's current metadata location (one
+        indexed query): a metadata file is immutable, so the parsed table is reused
+        until a commit moves the pointer. Writers load the table from the catalog.
+        """
         if not self.catalog_path.exists():
             raise TableNotFound(f"iceberg table {dataset!r} has not been seeded")
-        try:
-            table = self.catalog.load_table(self.identifier(dataset))
-        except NoSuchTableError:
-            raise TableNotFound(f"iceberg table {dataset!r} has not been seeded") from None
+        identifier = self.identifier(dataset)
+        location = self._metadata_location(identifier)
+        key = (str(self.catalog_path), location)
+        with _catalogs_guard:
+            table = _tables.get(key) if location is not None else None
+        if table is None:
+            try:
+                table = self.catalog.load_table(identifier)
+            except NoSuchTableError:
+                raise TableNotFound(f"iceberg table {dataset!r} has not been seeded") from None
+            if location is not None and table.metadata_location == location:
+                with _catalogs_guard:
+                    _tables[key] = table
+                    while len(_tables) > _TABLE_CACHE_SIZE:
+                        del _tables[next(iter(_tables))]
         if table.current_snapshot() is None:
             raise TableNotFound(f"iceberg table {dataset!r} has not been seeded")
         return table
+
+    def _metadata_location(self, identifier: tuple[str, str]) -> str | None:
+        """The table's current metadata file per the catalog (the JDBC catalog layout
+        the SqlCatalog writes), read over a plain read-only SQLite connection; None if
+        absent or on any surprise, and the caller loads through the catalog."""
+        try:
+            connection = sqlite3.connect(f"{self.catalog_path.as_uri()}?mode=ro", uri=True)
+            try:
+                row = connection.execute(
+                    "SELECT metadata_location FROM iceberg_tables "
+                    "WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
+                    (CATALOG_NAME, identifier[0], identifier[1]),
+                ).fetchone()
+            finally:
+                connection.close()
+        except sqlite3.Error:
+            return None
+        return row[0] if row and isinstance(row[0], str) else None
 
     @staticmethod
     def _snapshot(table: Table, dataset: str, version: int | None) -> Snapshot:
@@ -177,6 +229,13 @@ class IcebergEngine:
 
             if table is not None and _same_layout(table, ice_schema, spec):
                 tx = table.transaction()
+                stale = {
+                    k: v
+                    for k, v in TABLE_PROPERTIES.items()
+                    if k.startswith("write.") and table.properties.get(k) != v
+                }
+                if stale:  # a table created before a writer setting changed
+                    tx.set_properties(stale)
                 previous = (
                     [t.file for t in table.scan().plan_files()] if table.current_snapshot() else []
                 )
@@ -291,6 +350,22 @@ class IcebergEngine:
             return schema.empty_table()
         return pa.concat_tables(parts)
 
+    def snapshot(self, spec: DatasetSpec, version: int | None = None) -> ArrowSnapshot | None:
+        """The version's data files as a pyarrow dataset, planned once per snapshot, for
+        the pk-ordered page; None (the caller scans through PyIceberg) when the snapshot
+        has delete files or columns written with other types than the spec's.
+
+        Files carry every column, the partition column included; each fragment also
+        gets its identity-partition value as a guarantee, so Arrow prunes partitions
+        and counts partition-only filters from metadata as for the other formats.
+        """
+        table = self._load(spec.name)
+        snapshot = self._snapshot(table, spec.name, version)
+        if not _written_as_is(spec.schema):
+            return None
+        key = (table.metadata.table_uuid, snapshot.snapshot_id, spec.schema, spec.partition_by)
+        return _SNAPSHOTS.get(key, lambda: _arrow_dataset(table, snapshot, spec))
+
     def count(self, spec: DatasetSpec, row_filter: Expr, version: int | None = None) -> int:
         if isinstance(row_filter, AlwaysTrue):
             table = self._load(spec.name)
@@ -335,6 +410,50 @@ def _commit_seed(
             with contextlib.suppress(Exception):
                 io.delete(path)
         raise
+
+
+@functools.lru_cache(maxsize=64)
+def _written_as_is(schema: pa.Schema) -> bool:
+    """Whether every column is written with its own Arrow type (then filters evaluated
+    on the files see exactly the values the spec's types hold)."""
+    _, write_schema = iceberg_schema(schema)
+    return [f.type for f in write_schema] == schema.types
+
+
+def _arrow_dataset(
+    table: Table, snapshot: Snapshot, spec: DatasetSpec
+) -> ds.FileSystemDataset | None:
+    """None when the snapshot needs PyIceberg's reader (delete files, another spec)."""
+    tasks = list(table.scan(snapshot_id=snapshot.snapshot_id).plan_files())
+    if any(task.delete_files for task in tasks):
+        return None
+    specs = table.specs()
+    column = spec.partition_by
+    dtype = spec.column_type(column)
+    filesystem = pafs.LocalFileSystem()
+    file_format = ds.ParquetFileFormat(
+        default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=True)
+    )
+    fragments = []
+    for task in tasks:
+        data_file = task.file
+        fields = specs[data_file.spec_id].fields
+        if len(fields) != 1 or fields[0].field_id != PARTITION_FIELD_ID:
+            return None
+        value = data_file.partition[0]
+        guarantee = (
+            pc.field(column).is_null()
+            if value is None
+            else pc.field(column) == pa.scalar(value, dtype)
+        )
+        fragments.append(
+            file_format.make_fragment(
+                _local_path(data_file.file_path),
+                filesystem=filesystem,
+                partition_expression=guarantee,
+            )
+        )
+    return ds.FileSystemDataset(fragments, spec.schema, file_format, filesystem)
 
 
 def _version(table: Table, snapshot: Snapshot | None) -> int:

@@ -29,8 +29,12 @@ import pyarrow.dataset as ds
 
 from govlab.config import Settings
 from govlab.engines._common import (
+    DATA_PAGE_BYTES,
+    DICTIONARY_PAGE_BYTES,
     ROW_GROUP_ROWS,
     CountingBatches,
+    Snapshot,
+    SnapshotCache,
     check_dataset_name,
     normalise,
     output_schema,
@@ -47,6 +51,7 @@ MANIFEST = "_govlab.json"
 TMP_PREFIX = ".tmp-"
 ROWS_PER_FILE = 16 * ROW_GROUP_ROWS
 _VERSION_DIR = re.compile(r"^v(\d+)$")
+_SNAPSHOTS = SnapshotCache()
 
 
 class ParquetEngine:
@@ -123,6 +128,10 @@ class ParquetEngine:
                     min_rows_per_group=ROW_GROUP_ROWS,
                     max_rows_per_group=ROW_GROUP_ROWS,
                     max_rows_per_file=ROWS_PER_FILE,
+                    file_options=ds.ParquetFileFormat().make_write_options(
+                        data_page_size=DATA_PAGE_BYTES,
+                        dictionary_pagesize_limit=DICTIONARY_PAGE_BYTES,
+                    ),
                     existing_data_behavior="overwrite_or_ignore",
                 )
                 manifest = {"version": new, "rows": stream.rows, "partition_by": spec.partition_by}
@@ -163,11 +172,26 @@ class ParquetEngine:
 
     # ------------------------------------------------------------------ read
     def _dataset(self, spec: DatasetSpec, version: int | None) -> ds.Dataset:
-        return ds.dataset(
-            self._version_dir(spec.name, version),
-            format="parquet",
-            partitioning=_partitioning(spec),
-            schema=spec.schema,
+        return self.snapshot(spec, version).dataset
+
+    def snapshot(self, spec: DatasetSpec, version: int | None = None) -> Snapshot:
+        """The version as a dataset, discovered once per published version directory.
+
+        A published ``v<N>`` directory never changes; the key also holds its inode and
+        change time, so a directory wiped and re-seeded under the same name is new.
+        """
+        version_dir = self._version_dir(spec.name, version)
+        st = version_dir.stat()
+        key = (str(version_dir), st.st_ino, st.st_ctime_ns, st.st_mtime_ns)
+        key += (spec.schema, spec.partition_by)
+        return _SNAPSHOTS.get(
+            key,
+            lambda: ds.dataset(
+                version_dir,
+                format="parquet",
+                partitioning=_partitioning(spec),
+                schema=spec.schema,
+            ),
         )
 
     def scan(

@@ -1,0 +1,1 @@
+"""govlab benchmarks: ``python -m benchmarks.run`` (see benchmarks/RESULTS.md)."""

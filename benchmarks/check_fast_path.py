@@ -1,0 +1,90 @@
+"""Check that the pk-ordered page path returns exactly what the general path returns.
+
+    python -m benchmarks.check_fast_path --data-dir datasets/generated/bench/small
+
+For every format seeded under the data dir, every (role, query, page, sort) case below
+is served twice by ``GovernedSearch``: once normally (the fast ``pk_page`` path where it
+applies) and once with that path switched off (full key scan + select_k + a second scan).
+The pages, totals and everything else in the answer must be identical. Exit code 1 on
+any difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from govlab.config import Settings
+from govlab.engines import FORMATS, get_engine
+from govlab.errors import GovlabError
+from govlab.policy import Principal
+from govlab.search import GovernedSearch, SearchQuery
+
+PRINCIPALS = [
+    Principal("admin"),
+    Principal("analyst", {"allowed_regions": ["NE", "SW"]}),
+    Principal("analyst", {"allowed_regions": []}),
+    Principal("clinician", {"id": "C007"}),
+    Principal("business_user"),
+    Principal("data_modeler"),
+]
+QUERIES = ["", "asthma", "follow", "new orleans", "zzzz-no-match", "a", "St", "K", "é"]
+PAGES = [(1, 20), (2, 7), (50, 20), (3, 200), (10_000, 20)]
+SORTS = [None, "-patient_id", "patient_id", "admitted_at"]
+
+
+def _answer(
+    searcher: GovernedSearch, dataset: str, fmt: str, principal: Principal, query: SearchQuery
+) -> object:
+    """The page without its timing, or the refusal (a masked sort column, ...)."""
+    try:
+        page = searcher.search(dataset, fmt, principal, query)
+    except GovlabError as exc:
+        return (type(exc).__name__, str(exc))
+    page.pop("tookMs")
+    return page
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", required=True, type=Path)
+    parser.add_argument("--dataset", default="healthcare")
+    args = parser.parse_args(argv)
+
+    settings = Settings.from_env(args.data_dir)
+    fast = GovernedSearch(settings)
+    general = GovernedSearch(settings)
+    general._pk_page = lambda *a, **k: None  # type: ignore[method-assign]
+    cases = mismatches = 0
+    spent = {"fast": 0.0, "general": 0.0}
+    for fmt in FORMATS:
+        if not get_engine(fmt, settings).exists(args.dataset):
+            continue
+        for principal, q, (page, size), sort in itertools.product(
+            PRINCIPALS, QUERIES, PAGES, SORTS
+        ):
+            query = SearchQuery.parse(q, page, size, sort)
+            t0 = time.perf_counter()
+            a = _answer(fast, args.dataset, fmt, principal, query)
+            t1 = time.perf_counter()
+            b = _answer(general, args.dataset, fmt, principal, query)
+            spent["fast"] += t1 - t0
+            spent["general"] += time.perf_counter() - t1
+            cases += 1
+            if a != b:
+                mismatches += 1
+                print(f"MISMATCH {fmt} {principal.role} {principal.attrs} q={q!r} {page}/{size}")
+    print(
+        f"{cases} cases, {mismatches} mismatches "
+        f"(fast path {spent['fast']:.1f} s, general path {spent['general']:.1f} s)"
+    )
+    return 1 if mismatches or not cases else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,766 @@
+"""govlab benchmark: seeding, governed search vs raw engines, cache hits over HTTP, masks.
+
+    python -m benchmarks.run --sizes small,medium [--large] \
+        --out benchmarks/results.json --md benchmarks/RESULTS.md
+
+Per size (small 50k, medium 500k, large 5M rows; large only with ``--large``) and
+format (delta, parquet, iceberg), on the healthcare dataset:
+
+* seeding: each seed runs in its own subprocess (``benchmarks.seed_child``) so its
+  peak RSS is its own; rows/s and peak RSS are medians over ``--seed-repeats``;
+* governed search with the Redis page cache out of the picture (a cache miss), in
+  process with ``GovernedSearch``: two roles (admin: ``row_filter: true``; analyst:
+  ``region in ["NE","SW"]``), a broad ("") and a narrow ("asthma") query, the first
+  page and page 50 (page size 20); p50/p95 over ``--repeats`` runs;
+* the same query without governance on polars and DuckDB over the same files, timed
+  in the same loop (runs interleaved, so background load hits all engines alike),
+  checked to return the same keys and total, and the ratio governed / fastest raw;
+* cache hits end to end over HTTP: ``govlab serve`` on a free port, one warm-up miss,
+  then repeated identical GETs with httpx;
+* masking throughput per mask on 1M values (``bench_masks``).
+
+Everything lands in a JSON file and a Markdown report. ``--baseline old.json`` adds a
+before/after comparison of the search and cache-hit numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from govlab.config import Settings  # noqa: E402
+from govlab.generators import SIZES, get_dataset  # noqa: E402
+from govlab.policy import Principal  # noqa: E402
+from govlab.policy.ast import and_  # noqa: E402
+from govlab.search import GovernedSearch, SearchQuery, text_filter  # noqa: E402
+
+DATASET = "healthcare"
+FORMATS = ("delta", "parquet", "iceberg")
+ROLES: dict[str, dict[str, Any]] = {
+    "admin": {},
+    "analyst": {"allowed_regions": ["NE", "SW"]},
+}
+QUERIES = {"broad": "", "narrow": "asthma"}
+PAGES = {"first": 1, "deep": 50}
+PAGE_SIZE = 20
+DEFAULT_REPEATS = {"tiny": 15, "small": 15, "medium": 9, "large": 5}
+DEFAULT_SEED_REPEATS = {"tiny": 3, "small": 3, "medium": 3, "large": 1}
+HTTP_REQUESTS = 300
+HTTP_CASES = (("analyst", "narrow"), ("admin", "broad"))
+
+# Targets from the issue (2 cores).
+TARGET_RATIO = 1.5
+TARGET_HIT_P50_MS = 5.0
+TARGET_SEED_ROWS_S = 500_000
+TARGET_LARGE_RSS_MB = 1536
+TARGET_FIRST_PAGE_GROWTH = 10.0
+
+
+# ---------------------------------------------------------------------- helpers
+def pct(samples: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(samples), q)) if samples else float("nan")
+
+
+def summary_ms(samples_s: list[float]) -> dict[str, float]:
+    ms = [s * 1000 for s in samples_s]
+    return {
+        "p50_ms": round(pct(ms, 50), 2),
+        "p95_ms": round(pct(ms, 95), 2),
+        "min_ms": round(min(ms), 2),
+        "n": len(ms),
+    }
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _pkg(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "-"
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_gb = None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
+    redis_version = "-"
+    binary = shutil.which("redis-server")
+    if binary:
+        with contextlib.suppress(Exception):
+            out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=5)
+            redis_version = out.stdout.strip().split(" v=")[1].split()[0]
+    return {
+        "nproc": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        "cpu_model": cpu,
+        "memory_gb": mem_gb,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "load_avg_start": [round(x, 2) for x in os.getloadavg()],
+        "versions": {
+            p: _pkg(p)
+            for p in (
+                "govlab",
+                "pyarrow",
+                "deltalake",
+                "pyiceberg",
+                "polars",
+                "duckdb",
+                "numpy",
+                "fastapi",
+                "uvicorn",
+                "redis",
+                "httpx",
+            )
+        },
+        "redis_server": redis_version,
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ---------------------------------------------------------------------- seeding
+def seed_once(data_dir: Path, size: str, fmt: str, fresh: bool) -> dict[str, Any]:
+    if fresh:
+        shutil.rmtree(data_dir / fmt, ignore_errors=True)
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DELTA_DIR", "PARQUET_DIR", "ICEBERG_DIR")
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.seed_child",
+        "--data-dir",
+        str(data_dir),
+        "--dataset",
+        DATASET,
+        "--size",
+        size,
+        "--format",
+        fmt,
+    ]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"seed {size}/{fmt} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_seed(data_dir: Path, size: str, fmt: str, repeats: int) -> dict[str, Any]:
+    runs = []
+    for i in range(repeats):
+        run = seed_once(data_dir, size, fmt, fresh=True)
+        log(
+            f"seed {size}/{fmt} #{i + 1}: {run['rows_per_s']:,} rows/s, "
+            f"peak RSS {run['peak_rss_mb']} MB"
+        )
+        runs.append(run)
+    return {
+        "size": size,
+        "format": fmt,
+        "rows": runs[-1]["rows"],
+        "rows_per_s": round(statistics.median(r["rows_per_s"] for r in runs)),
+        "seconds": round(statistics.median(r["seconds"] for r in runs), 3),
+        "peak_rss_mb": round(statistics.median(r["peak_rss_mb"] for r in runs), 1),
+        "peak_rss_mb_max": max(r["peak_rss_mb"] for r in runs),
+        "rss_before_mb": round(statistics.median(r["rss_before_mb"] for r in runs), 1),
+        "runs": runs,
+    }
+
+
+# ---------------------------------------------------------------------- search
+def bench_search(
+    data_dir: Path, size: str, formats: list[str], repeats: int
+) -> list[dict[str, Any]]:
+    from benchmarks.raw import RawTable
+
+    settings = Settings.from_env(data_dir)
+    searcher = GovernedSearch(settings)
+    spec = get_dataset(DATASET)
+    results = []
+    for fmt in formats:
+        engine = searcher.engine(fmt)
+        table_version = engine.version(DATASET)
+        raw = RawTable(fmt, spec, engine, table_version)
+        for role, attrs in ROLES.items():
+            principal = Principal(role=role, attrs=attrs, sub="bench")
+            _, _, plan = searcher.plan(DATASET, principal)
+            for qname, q in QUERIES.items():
+                query0 = SearchQuery.parse(q, 1, PAGE_SIZE, None)
+                visible = and_(plan.row_filter, text_filter(query0.terms, spec, plan))
+                for pname, page in PAGES.items():
+                    query = SearchQuery.parse(q, page, PAGE_SIZE, None)
+                    offset = (page - 1) * PAGE_SIZE
+
+                    def governed(
+                        query: SearchQuery = query, principal: Principal = principal, fmt=fmt
+                    ) -> dict[str, Any]:
+                        return searcher.search(DATASET, fmt, principal, query)
+
+                    runners: dict[str, Callable[[], Any]] = {"governed": governed}
+                    for name, fn in raw.runners().items():
+                        runners[name] = lambda fn=fn, visible=visible, offset=offset: fn(
+                            visible, offset, PAGE_SIZE
+                        )
+                    # warm-up + agreement check
+                    first = governed()
+                    pk_values = [item[spec.primary_key] for item in first["items"]]
+                    agree = {}
+                    for name in runners:
+                        if name == "governed":
+                            continue
+                        res = runners[name]()
+                        agree[name] = res.keys == pk_values and res.total == first["total"]
+                    samples: dict[str, list[float]] = {name: [] for name in runners}
+                    names = list(runners)
+                    for i in range(repeats):
+                        rotated = names[i % len(names) :] + names[: i % len(names)]
+                        for name in rotated:
+                            t0 = time.perf_counter()
+                            runners[name]()
+                            samples[name].append(time.perf_counter() - t0)
+                    row: dict[str, Any] = {
+                        "size": size,
+                        "format": fmt,
+                        "role": role,
+                        "query": qname,
+                        "q": q,
+                        "page": pname,
+                        "page_number": page,
+                        "total": first["total"],
+                        "items": len(first["items"]),
+                        "agree": agree,
+                    }
+                    for name in runners:
+                        row[name] = summary_ms(samples[name])
+                    fastest = min(
+                        (n for n in runners if n != "governed"), key=lambda n: row[n]["p50_ms"]
+                    )
+                    row["fastest_raw"] = fastest
+                    row["ratio"] = round(row["governed"]["p50_ms"] / row[fastest]["p50_ms"], 2)
+                    log(
+                        f"search {size}/{fmt}/{role}/{qname}/{pname}: governed "
+                        f"{row['governed']['p50_ms']} ms, polars {row['polars']['p50_ms']} ms, "
+                        f"duckdb {row['duckdb']['p50_ms']} ms (x{row['ratio']}) "
+                        f"total={first['total']}"
+                        + ("" if all(agree.values()) else f" DISAGREE {agree}")
+                    )
+                    results.append(row)
+        raw.close()
+    return results
+
+
+# ---------------------------------------------------------------------- http
+def bench_http(
+    data_dir: Path, size: str, formats: list[str], requests: int
+) -> list[dict[str, Any]]:
+    import httpx
+
+    from govlab.client import ensure_server
+    from govlab.identity import mint_token
+
+    settings = Settings.from_env(data_dir)
+    url = f"http://127.0.0.1:{free_port()}"
+    server = ensure_server(url, data_dir=str(data_dir), log_path=str(data_dir / "serve.log"))
+    results = []
+    run_id = f"{os.getpid()}-{time.time_ns()}"
+    try:
+        secret = settings.secret_key()
+        with httpx.Client(base_url=url, timeout=60) as client:
+            for fmt in formats:
+                for role, qname in HTTP_CASES:
+                    # An attribute no filter uses, unique per run: page keys include the
+                    # attribute set, so the first GET is a real miss even if an earlier
+                    # run left pages of a same-numbered table version in Redis.
+                    attrs = {**ROLES[role], "bench_run": run_id}
+                    token = mint_token(secret, role, attrs, "bench", 3600)
+                    headers = {"Authorization": f"Bearer {token}"}
+                    params = {
+                        "dataset": DATASET,
+                        "format": fmt,
+                        "q": QUERIES[qname],
+                        "page": 1,
+                        "pageSize": PAGE_SIZE,
+                    }
+                    t0 = time.perf_counter()
+                    first = client.get("/search", params=params, headers=headers)
+                    miss_s = time.perf_counter() - t0
+                    first.raise_for_status()
+                    samples, statuses = [], set()
+                    for _ in range(requests):
+                        t0 = time.perf_counter()
+                        response = client.get("/search", params=params, headers=headers)
+                        samples.append(time.perf_counter() - t0)
+                        statuses.add(response.headers.get("X-Cache"))
+                    row = {
+                        "size": size,
+                        "format": fmt,
+                        "role": role,
+                        "query": qname,
+                        "first_status": first.headers.get("X-Cache"),
+                        "first_ms": round(miss_s * 1000, 2),
+                        "statuses": sorted(s or "-" for s in statuses),
+                        **summary_ms(samples),
+                    }
+                    log(
+                        f"http {size}/{fmt}/{role}/{qname}: first {row['first_status']} "
+                        f"{row['first_ms']} ms, hit p50 {row['p50_ms']} ms p95 {row['p95_ms']} ms"
+                    )
+                    results.append(row)
+    finally:
+        server.stop()
+    return results
+
+
+# ---------------------------------------------------------------------- masks
+def bench_mask_throughput(rows: int) -> list[dict[str, Any]]:
+    from benchmarks import bench_masks
+
+    return bench_masks.bench(rows, repeat=3, seed=7, only=None)
+
+
+# ---------------------------------------------------------------------- report
+def first_page_growth(search: list[dict[str, Any]], sizes: list[str]) -> list[dict[str, Any]]:
+    """First-page governed p50 at each size, and the growth from the smallest to the
+    largest size measured (the target is stated for small 50k -> large 5M)."""
+    present = [s for s in sizes if any(r["size"] == s for r in search)]
+    if len(present) < 2:
+        return []
+    lo, hi = present[0], present[-1]
+    rows = []
+    for fmt in FORMATS:
+        for role in ROLES:
+            for qname in QUERIES:
+                cells = {}
+                for r in search:
+                    if (r["format"], r["role"], r["query"], r["page"]) == (
+                        fmt,
+                        role,
+                        qname,
+                        "first",
+                    ):
+                        cells[r["size"]] = r["governed"]["p50_ms"]
+                if lo in cells and hi in cells:
+                    rows.append(
+                        {
+                            "format": fmt,
+                            "role": role,
+                            "query": qname,
+                            "p50_ms": cells,
+                            "growth": round(cells[hi] / cells[lo], 2),
+                            "from": lo,
+                            "to": hi,
+                            "row_growth": SIZES[hi] / SIZES[lo],
+                        }
+                    )
+    return rows
+
+
+def _fmt_ms(cell: dict[str, float]) -> str:
+    return f"{cell['p50_ms']:.1f} / {cell['p95_ms']:.1f}"
+
+
+def _ok(flag: bool) -> str:
+    return "yes" if flag else "**no**"
+
+
+def render_markdown(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
+    m = result["machine"]
+    lines = [
+        "# govlab benchmark results",
+        "",
+        f"Generated by `python -m benchmarks.run {' '.join(result['argv'])}` on "
+        f"{result['finished_at']} ({result['duration_s']:.0f} s).",
+        "",
+        "## Machine",
+        "",
+        f"- CPU: {m['cpu_model']}, {m['nproc']} cores usable; "
+        f"memory {m['memory_gb']} GB; {m['os']}",
+        f"- Python {m['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+        + f"; redis-server {m['redis_server']}",
+        f"- Load average at start {m['load_avg_start']}, at end {m['load_avg_end']}. "
+        + (
+            "**The machine was shared** with other engineers' test runs while this ran, so "
+            "absolute timings are noisy; governed and raw runs are interleaved in one loop so "
+            "the ratios are fair, and every number is a median (p50) or p95 over repeats."
+            if result.get("shared", True)
+            else ""
+        ),
+        "",
+    ]
+    notes = Path(__file__).with_name("notes.md")
+    if notes.exists():
+        lines += [notes.read_text().strip(), ""]
+
+    targets = result["targets"]
+    lines += ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
+    for t in targets:
+        lines.append(f"| {t['target']} | {t['measured']} | {_ok(t['met'])} |")
+    lines.append("")
+
+    if result.get("seed"):
+        lines += [
+            "## Seeding (one subprocess per seed)",
+            "",
+            "Median over fresh seeds per cell ("
+            + ", ".join(f"{k}: {v}" for k, v in result["config"]["seed_repeats"].items())
+            + "); peak RSS is the seeding process's high-water mark, `VmHWM` (interpreter and "
+            "imports included; `RSS before` is the process after imports).",
+            "",
+            "| size | format | rows | seconds | rows/s | peak RSS MB (median / max) "
+            "| RSS before MB |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for s in result["seed"]:
+            lines.append(
+                f"| {s['size']} | {s['format']} | {s['rows']:,} | {s['seconds']:.2f} | "
+                f"{s['rows_per_s']:,} | {s['peak_rss_mb']:.0f} / {s['peak_rss_mb_max']:.0f} | "
+                f"{s['rss_before_mb']:.0f} |"
+            )
+        lines.append("")
+
+    if result.get("search"):
+        lines += [
+            "## Governed search, cache miss, vs raw engines",
+            "",
+            "p50 / p95 in ms, in process (no Redis). Governed = `GovernedSearch.search` "
+            "end to end (policy, table version, two-phase page, masks, JSON rows). Raw = the "
+            "same filter and text match, ORDER BY pk LIMIT 20 OFFSET, plus COUNT, no masks. "
+            "`ratio` = governed p50 / fastest raw p50 (target <= 1.5). `same` = raw engines "
+            "returned the governed page's keys and total.",
+            "",
+            "| size | format | role | query | page | total | governed | polars | duckdb "
+            "| ratio | same |",
+            "|---|---|---|---|---|---:|---:|---:|---:|---:|---|",
+        ]
+        for r in result["search"]:
+            same = "yes" if all(r["agree"].values()) else f"**{r['agree']}**"
+            ratio = f"{r['ratio']:.2f}" if r["ratio"] <= TARGET_RATIO else f"**{r['ratio']:.2f}**"
+            lines.append(
+                f"| {r['size']} | {r['format']} | {r['role']} | {r['query']} | "
+                f"{r['page']} | {r['total']:,} | {_fmt_ms(r['governed'])} | "
+                f"{_fmt_ms(r['polars'])} | {_fmt_ms(r['duckdb'])} | {ratio} | {same} |"
+            )
+        lines.append("")
+
+    growth = result.get("first_page_growth") or []
+    if growth:
+        sizes = list(dict.fromkeys(s for g in growth for s in g["p50_ms"]))
+        lines += [
+            "## First-page latency vs table size (governed p50, ms)",
+            "",
+            "| format | role | query | " + " | ".join(sizes) + " | growth |",
+            "|---|---|---|" + "---:|" * len(sizes) + "---:|",
+        ]
+        for g in growth:
+            cells = " | ".join(f"{g['p50_ms'].get(s, float('nan')):.1f}" for s in sizes)
+            lines.append(
+                f"| {g['format']} | {g['role']} | {g['query']} | {cells} | "
+                f"x{g['growth']:.2f} (rows x{g['row_growth']:.0f}) |"
+            )
+        lines.append("")
+
+    if result.get("http"):
+        lines += [
+            "## Cache hit over HTTP (end to end)",
+            "",
+            f"`govlab serve` (uvicorn, Redis {m['redis_server']}), httpx keep-alive client, "
+            f"{result['config']['http_requests']} identical GETs after one warm-up miss; "
+            "includes auth, policy, table-version check, Redis GET, audit append.",
+            "",
+            "| size | format | role | query | first (miss) ms | hit p50 ms | hit p95 ms "
+            "| X-Cache |",
+            "|---|---|---|---|---:|---:|---:|---|",
+        ]
+        for h in result["http"]:
+            lines.append(
+                f"| {h['size']} | {h['format']} | {h['role']} | {h['query']} | "
+                f"{h['first_ms']:.1f} | {h['p50_ms']:.2f} | {h['p95_ms']:.2f} | "
+                f"{h['first_status']} then {','.join(h['statuses'])} |"
+            )
+        lines.append("")
+
+    if result.get("masks"):
+        lines += [
+            "## Masking throughput (1 value column, best of 3)",
+            "",
+            "| mask | input | rows | seconds | values/s |",
+            "|---|---|---:|---:|---:|",
+        ]
+        for r in result["masks"]:
+            lines.append(
+                f"| {r['mask']} | {r['input']} | {r['rows']:,} | {r['seconds']:.3f} | "
+                f"{r['values_per_s']:,} |"
+            )
+        lines.append("")
+
+    if baseline:
+        lines += render_comparison(result, baseline)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def render_comparison(result: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
+    label = baseline.get("label") or "before"
+    lines = [
+        f"## Before / after (governed p50 ms; before = {label}, {baseline.get('finished_at')})",
+        "",
+        "| size | format | role | query | page | before | after | speed-up | ratio before "
+        "| ratio after |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    old = {
+        (r["size"], r["format"], r["role"], r["query"], r["page"]): r
+        for r in baseline.get("search", [])
+    }
+    for r in result.get("search", []):
+        b = old.get((r["size"], r["format"], r["role"], r["query"], r["page"]))
+        if b is None:
+            continue
+        before, after = b["governed"]["p50_ms"], r["governed"]["p50_ms"]
+        lines.append(
+            f"| {r['size']} | {r['format']} | {r['role']} | {r['query']} | {r['page']} | "
+            f"{before:.1f} | {after:.1f} | x{before / after:.1f} | {b['ratio']:.2f} | "
+            f"{r['ratio']:.2f} |"
+        )
+    old_http = {
+        (h["size"], h["format"], h["role"], h["query"]): h for h in baseline.get("http", [])
+    }
+    rows = []
+    for h in result.get("http", []):
+        b = old_http.get((h["size"], h["format"], h["role"], h["query"]))
+        if b is not None:
+            rows.append(
+                f"| {h['size']} | {h['format']} | {h['role']} | {h['query']} | "
+                f"{b['p50_ms']:.2f} | {h['p50_ms']:.2f} | {b['p95_ms']:.2f} | {h['p95_ms']:.2f} |"
+            )
+    if rows:
+        lines += [
+            "",
+            "Cache hit over HTTP (ms):",
+            "",
+            "| size | format | role | query | p50 before | p50 after | p95 before | p95 after |",
+            "|---|---|---|---|---:|---:|---:|---:|",
+            *rows,
+        ]
+    old_seed = {(s["size"], s["format"]): s for s in baseline.get("seed", [])}
+    rows = []
+    for s in result.get("seed", []):
+        b = old_seed.get((s["size"], s["format"]))
+        if b is not None:
+            rows.append(
+                f"| {s['size']} | {s['format']} | {b['rows_per_s']:,} | {s['rows_per_s']:,} | "
+                f"{b['peak_rss_mb']:.0f} | {s['peak_rss_mb']:.0f} |"
+            )
+    if rows:
+        lines += [
+            "",
+            "Seeding:",
+            "",
+            "| size | format | rows/s before | rows/s after | peak RSS MB before | after |",
+            "|---|---|---:|---:|---:|---:|",
+            *rows,
+        ]
+    lines.append("")
+    return lines
+
+
+def evaluate_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    targets = []
+    search = result.get("search") or []
+    if search:
+        worst = max(search, key=lambda r: r["ratio"])
+        missed = [r for r in search if r["ratio"] > TARGET_RATIO]
+        targets.append(
+            {
+                "target": f"governed cache-miss p50 <= {TARGET_RATIO}x fastest raw engine",
+                "measured": f"worst x{worst['ratio']:.2f} ({worst['size']}/{worst['format']}/"
+                f"{worst['role']}/{worst['query']}/{worst['page']}); "
+                f"{len(search) - len(missed)}/{len(search)} cases within",
+                "met": not missed,
+            }
+        )
+    http = result.get("http") or []
+    if http:
+        worst = max(http, key=lambda h: h["p50_ms"])
+        targets.append(
+            {
+                "target": f"cache hit p50 over HTTP < {TARGET_HIT_P50_MS:.0f} ms",
+                "measured": f"worst p50 {worst['p50_ms']:.2f} ms "
+                f"({worst['size']}/{worst['format']})",
+                "met": worst["p50_ms"] < TARGET_HIT_P50_MS,
+            }
+        )
+    seed = result.get("seed") or []
+    if seed:
+        worst = min(seed, key=lambda s: s["rows_per_s"])
+        targets.append(
+            {
+                "target": f"seeding >= {TARGET_SEED_ROWS_S:,} rows/s, every format",
+                "measured": f"slowest {worst['rows_per_s']:,} rows/s "
+                f"({worst['size']}/{worst['format']})",
+                "met": worst["rows_per_s"] >= TARGET_SEED_ROWS_S,
+            }
+        )
+        large = [s for s in seed if s["size"] == "large"]
+        if large:
+            worst = max(large, key=lambda s: s["peak_rss_mb_max"])
+            targets.append(
+                {
+                    "target": "large (5M rows) seed peak RSS < 1.5 GB",
+                    "measured": f"max {worst['peak_rss_mb_max']:.0f} MB ({worst['format']})",
+                    "met": worst["peak_rss_mb_max"] < TARGET_LARGE_RSS_MB,
+                }
+            )
+    growth = result.get("first_page_growth") or []
+    if growth:
+        worst = max(growth, key=lambda g: g["growth"])
+        span = f"{worst['from']} -> {worst['to']}"
+        targets.append(
+            {
+                "target": f"first-page latency growth < {TARGET_FIRST_PAGE_GROWTH:.0f}x "
+                "(stated for small -> large)",
+                "measured": f"worst x{worst['growth']:.2f} over {span} "
+                f"({worst['format']}/{worst['role']}/{worst['query']})",
+                "met": worst["growth"] < TARGET_FIRST_PAGE_GROWTH,
+            }
+        )
+    return targets
+
+
+# ---------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="small,medium", help="comma-separated sizes")
+    parser.add_argument("--large", action="store_true", help="also run the 5M-row size")
+    parser.add_argument("--formats", default=",".join(FORMATS))
+    parser.add_argument("--data-dir", type=Path, default=ROOT / "datasets" / "generated" / "bench")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.json")
+    parser.add_argument("--md", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    parser.add_argument("--repeats", type=int, help="search repeats per case (default by size)")
+    parser.add_argument("--seed-repeats", type=int, help="seeds per cell (default by size)")
+    parser.add_argument("--http-requests", type=int, default=HTTP_REQUESTS)
+    parser.add_argument("--mask-rows", type=int, default=1_000_000)
+    parser.add_argument("--skip-seed", action="store_true", help="reuse tables already seeded")
+    parser.add_argument("--skip-search", action="store_true")
+    parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-masks", action="store_true")
+    parser.add_argument("--baseline", type=Path, help="an earlier results.json to compare with")
+    parser.add_argument("--label", default="", help="a name for this run in comparisons")
+    args = parser.parse_args(argv)
+
+    sizes = [s for s in args.sizes.split(",") if s]
+    if args.large and "large" not in sizes:
+        sizes.append("large")
+    formats = [f for f in args.formats.split(",") if f]
+    for name in sizes:
+        if name not in SIZES:
+            parser.error(f"unknown size {name!r}")
+    for var in ("DELTA_DIR", "PARQUET_DIR", "ICEBERG_DIR"):
+        os.environ.pop(var, None)
+
+    started = time.time()
+    result: dict[str, Any] = {
+        "label": args.label,
+        "argv": argv,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "config": {
+            "dataset": DATASET,
+            "sizes": sizes,
+            "formats": formats,
+            "page_size": PAGE_SIZE,
+            "pages": PAGES,
+            "queries": QUERIES,
+            "roles": ROLES,
+            "repeats": {s: args.repeats or DEFAULT_REPEATS[s] for s in sizes},
+            "seed_repeats": {s: args.seed_repeats or DEFAULT_SEED_REPEATS[s] for s in sizes},
+            "http_requests": args.http_requests,
+        },
+        "seed": [],
+        "search": [],
+        "http": [],
+        "masks": [],
+    }
+    if args.baseline and args.baseline.exists():
+        baseline = json.loads(args.baseline.read_text())
+    else:
+        baseline = None
+    if args.out.exists() and args.baseline is None:
+        # keep a previous run's seeding numbers when seeding is skipped
+        previous = json.loads(args.out.read_text())
+    else:
+        previous = {}
+
+    for size in sizes:
+        size_dir = args.data_dir / size
+        size_dir.mkdir(parents=True, exist_ok=True)
+        if not args.skip_seed:
+            for fmt in formats:
+                repeats = result["config"]["seed_repeats"][size]
+                result["seed"].append(bench_seed(size_dir, size, fmt, repeats))
+        if not args.skip_search:
+            result["search"] += bench_search(
+                size_dir, size, formats, result["config"]["repeats"][size]
+            )
+        if not args.skip_http:
+            result["http"] += bench_http(size_dir, size, formats, args.http_requests)
+    if args.skip_seed and previous.get("seed"):
+        result["seed"] = [s for s in previous["seed"] if s["size"] in sizes]
+        result["seed_from_previous_run"] = previous.get("finished_at")
+    if not args.skip_masks:
+        result["masks"] = bench_mask_throughput(args.mask_rows)
+        log("masks done")
+
+    result["first_page_growth"] = first_page_growth(result["search"], list(SIZES))
+    result["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    result["duration_s"] = round(time.time() - started, 1)
+    result["targets"] = evaluate_targets(result)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    args.md.write_text(render_markdown(result, baseline))
+    log(f"wrote {args.out} and {args.md}")
+    for t in result["targets"]:
+        log(f"target {'MET ' if t['met'] else 'MISS'} {t['target']}: {t['measured']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
