@@ -76,6 +76,14 @@ examples: $(STAMP)
 examples-js:
 	cd examples/js && { test -d node_modules || npm ci --no-audit --no-fund; } && npx tsc --noEmit && npx vitest run
 
+# A benchmark, not a test: writes benchmarks/RESULTS.md and benchmarks/results.json.
+# BENCH_SIZES=small,medium by default; LARGE=1 adds the 5M-row size.
+BENCH_SIZES ?= small,medium
+bench: $(STAMP)
+	$(PY) -m benchmarks.run --sizes $(BENCH_SIZES) $(if $(LARGE),--large,) \
+		--baseline benchmarks/results-before.json --label after \
+		--out benchmarks/results.json --md benchmarks/RESULTS.md
+
 run-showcase: $(STAMP)
 	bash examples/run-showcase.sh
 
