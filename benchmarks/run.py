@@ -682,7 +682,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-masks", action="store_true")
     parser.add_argument("--baseline", type=Path, help="an earlier results.json to compare with")
     parser.add_argument("--label", default="", help="a name for this run in comparisons")
+    parser.add_argument(
+        "--render-only", action="store_true", help="rewrite --md from the JSON in --out"
+    )
     args = parser.parse_args(argv)
+    if args.render_only:
+        result = json.loads(args.out.read_text())
+        old = json.loads(args.baseline.read_text()) if args.baseline else None
+        args.md.write_text(render_markdown(result, old))
+        return 0
 
     sizes = [s for s in args.sizes.split(",") if s]
     if args.large and "large" not in sizes:

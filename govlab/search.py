@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -110,7 +109,6 @@ class GovernedSearch:
         self.settings = settings
         self.policies = policies or PolicyStore(settings)
         self._key: bytes | None = None
-        self._loaded: dict[str, LoadedPolicy] = {}
 
     @property
     def key(self) -> bytes:
@@ -129,34 +127,7 @@ class GovernedSearch:
         return spec, loaded, compile_access(loaded, spec, principal)
 
     def current_policy(self, dataset: str) -> LoadedPolicy:
-        """``policies.current(dataset)``, without re-parsing and re-validating an unchanged
-        text on every request (YAML parsing dominated a cache hit).
-
-        The live policy file is read every time and compared with the text of the policy
-        last loaded: any edit, a new revision or a changed shipped file, is a different
-        text and goes through the store again. If the store resolved its file some other
-        way the texts never match and every call goes to the store, as before.
-        """
-        get_dataset(dataset)  # dataset names are checked before they become paths
-        text = self._live_policy_text(dataset)
-        cached = self._loaded.get(dataset)
-        if cached is not None and text is not None and cached.text == text:
-            return cached
-        loaded = self.policies.current(dataset)
-        self._loaded[dataset] = loaded
-        return loaded
-
-    def _live_policy_text(self, dataset: str) -> str | None:
-        revisions = getattr(self.policies, "revisions", None)
-        shipped = getattr(self.policies, "governance_dir", None)
-        if revisions is None or shipped is None:
-            return None
-        try:
-            found = revisions(dataset)
-            path = found[-1].path if found else Path(shipped) / f"{dataset}.yaml"
-            return path.read_text(encoding="utf-8")
-        except (OSError, AttributeError, UnicodeDecodeError):
-            return None
+        return self.policies.current(dataset)
 
     def prepare(
         self,

@@ -16,7 +16,7 @@ from filelock import FileLock
 
 from govlab.config import Settings
 from govlab.generators import get_dataset
-from govlab.policy import LoadedPolicy, load_policy, parse_policy, validate_policy
+from govlab.policy import LoadedPolicy, parse_policy, validate_policy
 
 GOVERNANCE_DIR = Path(__file__).resolve().parent.parent.parent / "governance"
 
@@ -33,6 +33,7 @@ class PolicyStore:
         self.governance_dir = Path(
             governance_dir or os.environ.get("GOVLAB_GOVERNANCE_DIR") or GOVERNANCE_DIR
         )
+        self._validated: dict[str, LoadedPolicy] = {}
 
     def _dir(self, dataset: str) -> Path:
         get_dataset(dataset)  # dataset names are checked before they become paths
@@ -48,9 +49,18 @@ class PolicyStore:
         return sorted(found, key=lambda r: r.number)
 
     def current(self, dataset: str) -> LoadedPolicy:
+        """The live policy. The file is read on every call, so an edit by any process
+        is seen at once; parsing and validating (the costly part of a cache hit) is
+        done only when its text differs from the last one validated."""
         revisions = self.revisions(dataset)
         path = revisions[-1].path if revisions else self.governance_dir / f"{dataset}.yaml"
-        return validate_policy(load_policy(path), get_dataset(dataset))
+        text = path.read_text(encoding="utf-8")
+        cached = self._validated.get(dataset)
+        if cached is not None and cached.text == text:
+            return cached
+        loaded = validate_policy(parse_policy(text), get_dataset(dataset))
+        self._validated[dataset] = loaded
+        return loaded
 
     def put(self, dataset: str, text: str) -> tuple[int, LoadedPolicy]:
         """Validate, then store as the next revision; raises PolicyError and stores nothing."""
