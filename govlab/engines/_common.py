@@ -13,6 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import reduce
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -700,3 +701,37 @@ def _group_rows(
 
 def _chunked(arrays: list[pa.Array], dtype: pa.DataType) -> pa.ChunkedArray:
     return pa.chunked_array(arrays, type=dtype)
+
+
+class ArrowDatasetEngine:
+    """What Delta and Parquet share: a table directory per dataset under the format's
+    root, and scans of a ``pyarrow.dataset`` with the whole bound filter pushed down.
+    Subclasses set ``name`` and provide ``_dataset(spec, version)``."""
+
+    name = ""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = settings.format_dir(self.name)
+
+    def path(self, dataset: str) -> Path:
+        return self.root / check_dataset_name(dataset)
+
+    def _dataset(self, spec: DatasetSpec, version: int | None) -> ds.Dataset:
+        raise NotImplementedError
+
+    def scan(
+        self,
+        spec: DatasetSpec,
+        columns: list[str],
+        row_filter: Expr,
+        version: int | None = None,
+    ) -> pa.Table:
+        schema = output_schema(spec, columns)  # unknown columns: BadRequest, before I/O
+        table = self._dataset(spec, version).to_table(
+            columns=list(columns), filter=to_arrow(row_filter)
+        )
+        return normalise(table, schema)
+
+    def count(self, spec: DatasetSpec, row_filter: Expr, version: int | None = None) -> int:
+        return self._dataset(spec, version).count_rows(filter=to_arrow(row_filter))

@@ -25,24 +25,19 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 from deltalake import DeltaTable, WriterProperties, write_deltalake
 
-from govlab.config import Settings
 from govlab.engines._common import (
     DATA_PAGE_BYTES,
     DICTIONARY_PAGE_BYTES,
     ROW_GROUP_ROWS,
+    ArrowDatasetEngine,
     CountingBatches,
     Snapshot,
     SnapshotCache,
-    check_dataset_name,
-    normalise,
-    output_schema,
     seed_lock,
 )
 from govlab.engines.base import ProgressFn, TableInfo
 from govlab.errors import BadRequest, TableNotFound
 from govlab.generators.base import DatasetSpec
-from govlab.policy.ast import Expr
-from govlab.policy.compile import to_arrow
 
 TABLE_CONFIGURATION: dict[str, str | None] = {
     "delta.enableChangeDataFeed": "true",
@@ -52,16 +47,10 @@ _COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
 _SNAPSHOTS = SnapshotCache()
 
 
-class DeltaEngine:
+class DeltaEngine(ArrowDatasetEngine):
     name = "delta"
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.root = settings.format_dir("delta")
-
     # ------------------------------------------------------------------ locations
-    def path(self, dataset: str) -> Path:
-        return self.root / check_dataset_name(dataset)
 
     def exists(self, dataset: str) -> bool:
         return DeltaTable.is_deltatable(str(self.path(dataset)))
@@ -182,21 +171,6 @@ class DeltaEngine:
         # without an active exception") after a scan.
         filesystem = pafs.SubTreeFileSystem(str(path), pafs.LocalFileSystem())
         return DeltaTable(str(path), version=version).to_pyarrow_dataset(filesystem=filesystem)
-
-    def scan(
-        self,
-        spec: DatasetSpec,
-        columns: list[str],
-        row_filter: Expr,
-        version: int | None = None,
-    ) -> pa.Table:
-        schema = output_schema(spec, columns)
-        dataset = self._dataset(spec, version)
-        table = dataset.to_table(columns=list(columns), filter=to_arrow(row_filter))
-        return normalise(table, schema)
-
-    def count(self, spec: DatasetSpec, row_filter: Expr, version: int | None = None) -> int:
-        return self._dataset(spec, version).count_rows(filter=to_arrow(row_filter))
 
 
 def _latest_commit(path: Path) -> int | None:

@@ -27,24 +27,19 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from govlab.config import Settings
 from govlab.engines._common import (
     DATA_PAGE_BYTES,
     DICTIONARY_PAGE_BYTES,
     ROW_GROUP_ROWS,
+    ArrowDatasetEngine,
     CountingBatches,
     Snapshot,
     SnapshotCache,
-    check_dataset_name,
-    normalise,
-    output_schema,
     seed_lock,
 )
 from govlab.engines.base import ProgressFn, TableInfo
 from govlab.errors import BadRequest, TableNotFound
 from govlab.generators.base import DatasetSpec
-from govlab.policy.ast import Expr
-from govlab.policy.compile import to_arrow
 
 POINTER = "CURRENT"
 MANIFEST = "_govlab.json"
@@ -54,16 +49,10 @@ _VERSION_DIR = re.compile(r"^v(\d+)$")
 _SNAPSHOTS = SnapshotCache()
 
 
-class ParquetEngine:
+class ParquetEngine(ArrowDatasetEngine):
     name = "parquet"
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.root = settings.format_dir("parquet")
-
     # ------------------------------------------------------------------ locations
-    def path(self, dataset: str) -> Path:
-        return self.root / check_dataset_name(dataset)
 
     def _current(self, dataset: str) -> int | None:
         try:
@@ -193,22 +182,6 @@ class ParquetEngine:
                 schema=spec.schema,
             ),
         )
-
-    def scan(
-        self,
-        spec: DatasetSpec,
-        columns: list[str],
-        row_filter: Expr,
-        version: int | None = None,
-    ) -> pa.Table:
-        schema = output_schema(spec, columns)
-        table = self._dataset(spec, version).to_table(
-            columns=list(columns), filter=to_arrow(row_filter)
-        )
-        return normalise(table, schema)
-
-    def count(self, spec: DatasetSpec, row_filter: Expr, version: int | None = None) -> int:
-        return self._dataset(spec, version).count_rows(filter=to_arrow(row_filter))
 
 
 def _partitioning(spec: DatasetSpec) -> ds.Partitioning:
