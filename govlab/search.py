@@ -194,10 +194,9 @@ class GovernedSearch:
         None when the engine has no snapshot or the sort is another column; the
         general two-phase path below then gives the same answer."""
         spec, sort, query = prepared.spec, prepared.sort, prepared.query
-        snapshot_of = getattr(prepared.engine, "snapshot", None)
-        if snapshot_of is None or sort.column != spec.primary_key:
+        if sort.column != spec.primary_key:
             return None
-        snapshot = snapshot_of(spec, prepared.version)
+        snapshot = prepared.engine.snapshot(spec, prepared.version)
         if snapshot is None:
             return None
         offset = (query.page - 1) * query.page_size
