@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from govlab import jobs, masks
 from govlab.audit import AuditLog
-from govlab.cache import PageCache, cache_ttl, cached_search
+from govlab.cache import PageCache, cache_ttl, cached_run
 from govlab.config import Settings
 from govlab.engines import FORMATS
 from govlab.errors import AccessDenied, BadRequest, GovlabError, PolicyError, TableNotFound
@@ -204,6 +204,13 @@ def current_principal(
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
+def record_audit(
+    services: Services, principal: Principal, role: str, event: str, outcome: str, **fields: Any
+) -> None:
+    """One audit record for a request by this principal acting as this role."""
+    services.audit.record(event, outcome, sub=principal.sub, role=role, **fields)
+
+
 def _plan(services: Services, dataset: str, principal: Principal) -> AccessPlan:
     return services.searcher.plan(dataset, principal)[2]
 
@@ -241,11 +248,12 @@ def _install_routes(app: FastAPI) -> None:
             if not plan.can_edit_policies:
                 raise AccessDenied(f"role {plan.role!r} may not install a governance config")
             number, loaded = services.searcher.policies.put(body.dataset, body.governance_config)
-            services.audit.record(
+            record_audit(
+                services,
+                principal,
+                plan.role,
                 "policy_edit",
                 "accepted",
-                sub=principal.sub,
-                role=plan.role,
                 dataset=body.dataset,
                 policyVersion=loaded.version,
                 revision=number,
@@ -260,11 +268,12 @@ def _install_routes(app: FastAPI) -> None:
             body.seed,
             principal.sub,
         )
-        services.audit.record(
+        record_audit(
+            services,
+            principal,
+            plan.role,
             "seed",
             "queued",
-            sub=principal.sub,
-            role=plan.role,
             dataset=body.dataset,
             format=body.format,
             size=body.size,
@@ -298,9 +307,8 @@ def _install_routes(app: FastAPI) -> None:
     ) -> dict[str, Any]:
         started = time.perf_counter()
         query = SearchQuery.parse(q, page, page_size, sort)
-        page_data, status = cached_search(
-            services.searcher, services.cache, dataset, format, principal, query
-        )
+        prepared = services.searcher.prepare(dataset, format, principal, query)
+        page_data, status = cached_run(services.searcher, services.cache, prepared, principal)
         response.headers["X-Cache"] = status.upper()
         result = {k: v for k, v in page_data.items() if k not in ("engine", "pushdown")}
         result["tookMs"] = round((time.perf_counter() - started) * 1000, 2)  # this request's
@@ -309,17 +317,18 @@ def _install_routes(app: FastAPI) -> None:
             "engine": page_data["engine"],
             "pushdown": page_data["pushdown"],
         }
-        services.audit.record(
+        record_audit(
+            services,
+            principal,
+            page_data["role"],
             "search",
             "ok",
-            sub=principal.sub,
-            role=page_data["role"],
             dataset=dataset,
             format=format,
             q=query.q,
             policyVersion=page_data["policyVersion"],
             tableVersion=page_data["tableVersion"],
-            filter=_plan(services, dataset, principal).filter_sql,
+            filter=prepared.plan.filter_sql,
             maskedFields=page_data["maskedFields"],
             rows=len(page_data["items"]),
             total=page_data["total"],
@@ -332,11 +341,12 @@ def _install_routes(app: FastAPI) -> None:
         services: ServicesDep, principal: PrincipalDep, dataset: Dataset, format: Format = "delta"
     ) -> dict[str, Any]:
         result = services.searcher.validate(dataset, format, principal)
-        services.audit.record(
+        record_audit(
+            services,
+            principal,
+            result["role"],
             "validate",
             "ok",
-            sub=principal.sub,
-            role=result["role"],
             dataset=dataset,
             format=format,
             filter=result["rowFilter"],
@@ -354,11 +364,12 @@ def _install_routes(app: FastAPI) -> None:
         plan = _plan(services, dataset, principal)
         loaded = services.searcher.policies.current(dataset)
         revisions = services.searcher.policies.revisions(dataset)
-        services.audit.record(
+        record_audit(
+            services,
+            principal,
+            plan.role,
             "policy_read",
             "ok",
-            sub=principal.sub,
-            role=plan.role,
             dataset=dataset,
             policyVersion=loaded.version,
         )
@@ -381,20 +392,22 @@ def _install_routes(app: FastAPI) -> None:
         try:
             number, loaded = services.searcher.policies.put(dataset, text)
         except PolicyError as exc:
-            services.audit.record(
+            record_audit(
+                services,
+                principal,
+                plan.role,
                 "policy_edit",
                 "rejected",
-                sub=principal.sub,
-                role=plan.role,
                 dataset=dataset,
                 reasons=exc.reasons,
             )
             raise
-        services.audit.record(
+        record_audit(
+            services,
+            principal,
+            plan.role,
             "policy_edit",
             "accepted",
-            sub=principal.sub,
-            role=plan.role,
             dataset=dataset,
             policyVersion=loaded.version,
             revision=number,
@@ -409,11 +422,12 @@ def _install_routes(app: FastAPI) -> None:
         if not plan.can_detokenize:
             raise AccessDenied(f"role {plan.role!r} may not detokenize")
         values = [masks.detokenize(t, services.secret) for t in body.tokens]
-        services.audit.record(
+        record_audit(
+            services,
+            principal,
+            plan.role,
             "detokenize",
             "ok",
-            sub=principal.sub,
-            role=plan.role,
             dataset=body.dataset,
             count=len(values),
         )

@@ -75,6 +75,13 @@ def cached_search(
 ) -> tuple[dict[str, Any], CacheStatus]:
     """Serve a page from the cache when the exact same principal asked the same thing."""
     prepared = searcher.prepare(dataset, fmt, principal, query)
+    return cached_run(searcher, cache, prepared, principal)
+
+
+def cached_run(
+    searcher: GovernedSearch, cache: PageCache, prepared: Prepared, principal: Principal
+) -> tuple[dict[str, Any], CacheStatus]:
+    """The cache around ``searcher.run`` for a request already prepared (and checked)."""
     key = page_key(prepared, principal)
     try:
         page = cache.get(key)
