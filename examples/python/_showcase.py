@@ -8,15 +8,21 @@ value printed is a value the role was served, already masked.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from govlab.config import Settings
+from govlab.errors import GovlabError
 from govlab.generators import get_dataset, iter_batches
 from govlab.policy import Principal
 from govlab.search import GovernedSearch, SearchQuery
@@ -226,3 +232,39 @@ def search_in_process(settings: Settings, fmt: str, q: str, page_size: int, n_ro
     for problem in problems:
         print(f"FAILED: {problem}", file=sys.stderr)
     return 1 if problems else 0
+
+
+def example_parser(description: str) -> argparse.ArgumentParser:
+    """The options every in-process loading example shares."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data-dir", help="govlab data root (default: GOVLAB_DATA_DIR or temp)")
+    parser.add_argument("--rows", type=int, default=2_000, help="generated rows (default 2000)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("-q", "--q", default="", help="search text (default: every row)")
+    parser.add_argument("--page-size", type=int, default=5)
+    parser.add_argument("--show-rows", type=int, default=2, help="rows per role to print")
+    parser.add_argument("--keep", action="store_true", help="keep a temporary data root")
+    return parser
+
+
+def run_loading_example(
+    args: argparse.Namespace, fmt: str, load: Callable[[Settings, Path], None]
+) -> int:
+    """Data root (a temporary one unless given), ``load(settings, staging_dir)`` to build
+    and register the table, then the in-process search as each role; exit code."""
+    data_dir = args.data_dir or os.environ.get("GOVLAB_DATA_DIR")
+    temporary = data_dir is None
+    settings = Settings.from_env(data_dir or tempfile.mkdtemp(prefix=f"govlab-{fmt}-example-"))
+    print(f"data root: {settings.data_dir}\n")
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"incoming-{fmt}-") as staging:
+            load(settings, Path(staging))
+        return search_in_process(settings, fmt, args.q, args.page_size, args.show_rows)
+    except GovlabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if temporary and not args.keep:
+            shutil.rmtree(settings.data_dir, ignore_errors=True)
+        elif temporary:
+            print(f"kept data root {settings.data_dir}")

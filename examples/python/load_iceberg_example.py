@@ -29,21 +29,16 @@ snapshot stays in the table's history). Masks that need a key (hash, tokenize) u
 
 from __future__ import annotations
 
-import argparse
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import pyarrow as pa
-from _showcase import DATASET, build_admissions, search_in_process
+from _showcase import DATASET, build_admissions, example_parser, run_loading_example
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.table import Table
 
 from govlab.config import Settings
 from govlab.engines import get_engine
-from govlab.errors import GovlabError
 from govlab.generators import get_dataset
 
 FORMAT = "iceberg"
@@ -102,51 +97,29 @@ def register(rows: pa.Table, settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", help="govlab data root (default: GOVLAB_DATA_DIR or temp)")
-    parser.add_argument("--rows", type=int, default=2_000, help="generated rows (default 2000)")
-    parser.add_argument("--seed", type=int, default=42)
+    parser = example_parser(__doc__.splitlines()[0])
     parser.add_argument(
         "--catalog-dir", type=Path, help="register a table of this local SqlCatalog instead"
     )
     parser.add_argument("--table", default=STAGING_TABLE, help="namespace.table to register")
-    parser.add_argument("-q", "--q", default="", help="search text (default: every row)")
-    parser.add_argument("--page-size", type=int, default=5)
-    parser.add_argument("--show-rows", type=int, default=2, help="rows per role to print")
-    parser.add_argument("--keep", action="store_true", help="keep a temporary data root")
     args = parser.parse_args(argv)
 
-    data_dir = args.data_dir or os.environ.get("GOVLAB_DATA_DIR")
-    temporary = data_dir is None
-    if temporary:
-        data_dir = tempfile.mkdtemp(prefix="govlab-iceberg-example-")
-    settings = Settings.from_env(data_dir)
-    print(f"data root: {settings.data_dir}\n")
-    try:
-        with tempfile.TemporaryDirectory(prefix="incoming-iceberg-") as staging:
-            if args.catalog_dir is None:
-                catalog = local_catalog(Path(staging))
-                table = build_admissions(args.rows, args.seed)
-                source = write_iceberg_table(table, catalog, args.table)
-                snapshot = source.current_snapshot()
-                fields = ", ".join(f"{f.transform}({f.name})" for f in source.spec().fields)
-                print(
-                    f"wrote {table.num_rows} rows with PyIceberg to {args.table} in a local "
-                    f"SqlCatalog (snapshot {snapshot.snapshot_id if snapshot else None}, "
-                    f"partitioned by {fields})\n"
-                )
-            else:
-                source = local_catalog(args.catalog_dir).load_table(args.table)
-            register(read_source(source), settings)
-        return search_in_process(settings, FORMAT, args.q, args.page_size, args.show_rows)
-    except GovlabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if temporary and not args.keep:
-            shutil.rmtree(settings.data_dir, ignore_errors=True)
-        elif temporary:
-            print(f"kept data root {settings.data_dir}")
+    def load(settings: Settings, staging: Path) -> None:
+        if args.catalog_dir is not None:
+            source = local_catalog(args.catalog_dir).load_table(args.table)
+        else:
+            table = build_admissions(args.rows, args.seed)
+            source = write_iceberg_table(table, local_catalog(staging), args.table)
+            snapshot = source.current_snapshot()
+            fields = ", ".join(f"{f.transform}({f.name})" for f in source.spec().fields)
+            print(
+                f"wrote {table.num_rows} rows with PyIceberg to {args.table} in a local "
+                f"SqlCatalog (snapshot {snapshot.snapshot_id if snapshot else None}, "
+                f"partitioned by {fields})\n"
+            )
+        register(read_source(source), settings)
+
+    return run_loading_example(args, FORMAT, load)
 
 
 if __name__ == "__main__":

@@ -26,20 +26,15 @@ else the key file in the data root.
 
 from __future__ import annotations
 
-import argparse
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.dataset as ds
-from _showcase import DATASET, build_admissions, search_in_process
+from _showcase import DATASET, build_admissions, example_parser, run_loading_example
 
 from govlab.config import Settings
 from govlab.engines import get_engine
-from govlab.errors import GovlabError
 from govlab.generators import get_dataset
 
 FORMAT = "parquet"
@@ -88,46 +83,24 @@ def register(source: ds.Dataset, settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", help="govlab data root (default: GOVLAB_DATA_DIR or temp)")
-    parser.add_argument("--rows", type=int, default=2_000, help="generated rows (default 2000)")
-    parser.add_argument("--seed", type=int, default=42)
+    parser = example_parser(__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, help="register this Parquet dataset instead")
-    parser.add_argument("-q", "--q", default="", help="search text (default: every row)")
-    parser.add_argument("--page-size", type=int, default=5)
-    parser.add_argument("--show-rows", type=int, default=2, help="rows per role to print")
-    parser.add_argument("--keep", action="store_true", help="keep a temporary data root")
     args = parser.parse_args(argv)
 
-    data_dir = args.data_dir or os.environ.get("GOVLAB_DATA_DIR")
-    temporary = data_dir is None
-    if temporary:
-        data_dir = tempfile.mkdtemp(prefix="govlab-parquet-example-")
-    settings = Settings.from_env(data_dir)
-    print(f"data root: {settings.data_dir}\n")
-    try:
-        with tempfile.TemporaryDirectory(prefix="incoming-parquet-") as staging:
-            if args.source is None:
-                source_dir = Path(staging) / "admissions"
-                table = build_admissions(args.rows, args.seed)
-                write_plain_parquet(table, source_dir)
-                files = sorted(p.relative_to(source_dir) for p in source_dir.rglob("*.parquet"))
-                print(f"wrote {table.num_rows} rows with PyArrow to {len(files)} file(s):")
-                for path in files:
-                    print(f"  {path}")
-                print()
-            else:
-                source_dir = args.source
-            register(open_source(source_dir), settings)
-        return search_in_process(settings, FORMAT, args.q, args.page_size, args.show_rows)
-    except GovlabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if temporary and not args.keep:
-            shutil.rmtree(settings.data_dir, ignore_errors=True)
-        elif temporary:
-            print(f"kept data root {settings.data_dir}")
+    def load(settings: Settings, staging: Path) -> None:
+        source_dir = args.source
+        if source_dir is None:
+            source_dir = staging / "admissions"
+            table = build_admissions(args.rows, args.seed)
+            write_plain_parquet(table, source_dir)
+            files = sorted(p.relative_to(source_dir) for p in source_dir.rglob("*.parquet"))
+            print(f"wrote {table.num_rows} rows with PyArrow to {len(files)} file(s):")
+            for path in files:
+                print(f"  {path}")
+            print()
+        register(open_source(source_dir), settings)
+
+    return run_loading_example(args, FORMAT, load)
 
 
 if __name__ == "__main__":
