@@ -42,8 +42,18 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "python"
 JS_DIR = ROOT / "examples" / "js"
 DOCKER = ROOT / "docker"
-# Variables that would point a child process at another data root or Redis.
-FOREIGN_ENV = ("REDIS_URL", "GOVLAB_DATA_DIR", "DELTA_DIR", "PARQUET_DIR", "ICEBERG_DIR")
+# Variables that would point a child process at another data root or Redis, or make a
+# tool colour its output (CI machines often set FORCE_COLOR; vitest then writes ANSI codes).
+FOREIGN_ENV = (
+    "REDIS_URL",
+    "GOVLAB_DATA_DIR",
+    "DELTA_DIR",
+    "PARQUET_DIR",
+    "ICEBERG_DIR",
+    "FORCE_COLOR",
+    "CLICOLOR_FORCE",
+)
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 PRINCIPALS = {
     "clinician (id=C007)": Principal("clinician", {"id": "C007"}),
     "business_user": Principal("business_user", {}),
@@ -56,11 +66,15 @@ from _showcase import build_admissions  # noqa: E402
 
 def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in FOREIGN_ENV}
-    return {**env, **extra}
+    return {**env, "NO_COLOR": "1", **extra}
 
 
 def run(args: list[str], cwd: Path = ROOT, timeout: float = 120, **env: str) -> str:
-    """Run a command; fail the test with its output when it exits non-zero."""
+    """Run a command; fail the test with its output when it exits non-zero.
+
+    The output comes back without ANSI escapes, so assertions read the words a user sees
+    whatever colour settings the machine forces on the tool.
+    """
     done = subprocess.run(
         args, cwd=cwd, env=child_env(**env), capture_output=True, text=True, timeout=timeout
     )
@@ -68,7 +82,7 @@ def run(args: list[str], cwd: Path = ROOT, timeout: float = 120, **env: str) -> 
         f"{' '.join(args)} exited {done.returncode}\n--- stdout\n{done.stdout[-4000:]}"
         f"\n--- stderr\n{done.stderr[-4000:]}"
     )
-    return done.stdout
+    return ANSI_ESCAPE.sub("", done.stdout)
 
 
 def summary(output: str) -> dict[str, tuple[int, list[str]]]:
