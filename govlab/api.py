@@ -304,9 +304,17 @@ def _install_routes(app: FastAPI) -> None:
         page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
         page_size: Annotated[int, Query(alias="pageSize", ge=1, le=200)] = 20,
         sort: Annotated[str | None, Query(max_length=80)] = None,
+        exact_total: Annotated[
+            bool,
+            Query(
+                alias="exactTotal",
+                description="Count every match. By default the count stops at the "
+                "deployment's limit (GOVLAB_COUNT_LIMIT, 10,000) and `totalExact` is false.",
+            ),
+        ] = False,
     ) -> dict[str, Any]:
         started = time.perf_counter()
-        query = SearchQuery.parse(q, page, page_size, sort)
+        query = SearchQuery.parse(q, page, page_size, sort, exact_total)
         prepared = services.searcher.prepare(dataset, format, principal, query)
         page_data, status = cached_run(services.searcher, services.cache, prepared, principal)
         response.headers["X-Cache"] = status.upper()
@@ -332,6 +340,7 @@ def _install_routes(app: FastAPI) -> None:
             maskedFields=page_data["maskedFields"],
             rows=len(page_data["items"]),
             total=page_data["total"],
+            totalExact=page_data["totalExact"],
             cache=status,
         )
         return result

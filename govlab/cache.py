@@ -44,6 +44,7 @@ def page_key(prepared: Prepared, principal: Principal) -> str:
         "sort": [prepared.sort.column, prepared.sort.descending],
         "page": prepared.query.page,
         "size": prepared.query.page_size,
+        "countLimit": prepared.count_limit,
     }
     canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
     return KEY_PREFIX + hashlib.sha256(canonical.encode()).hexdigest()

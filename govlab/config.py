@@ -14,16 +14,20 @@ from pathlib import Path
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "datasets" / "generated"
 SECRET_FILE = "secret.key"
+# Searches in the default order count matches exactly up to this many, then report a
+# lower bound (``totalExact: false``) rather than scan the rest of the table.
+DEFAULT_COUNT_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
+    count_limit: int | None = DEFAULT_COUNT_LIMIT  # None: every total is exact
 
     @classmethod
     def from_env(cls, data_dir: str | Path | None = None) -> Settings:
         root = data_dir or os.environ.get("GOVLAB_DATA_DIR") or DEFAULT_DATA_DIR
-        return cls(data_dir=Path(root).expanduser().resolve())
+        return cls(data_dir=Path(root).expanduser().resolve(), count_limit=count_limit_from_env())
 
     def format_dir(self, fmt: str) -> Path:
         override = os.environ.get(f"{fmt.upper()}_DIR")
@@ -35,6 +39,23 @@ class Settings:
 
     def secret_key(self) -> bytes:
         return load_secret(self.data_dir)
+
+
+def count_limit_from_env() -> int | None:
+    """GOVLAB_COUNT_LIMIT: count exactly up to this many matches; 0 means always exact.
+
+    A bad value stops the process at start-up rather than silently picking a default.
+    """
+    raw = os.environ.get("GOVLAB_COUNT_LIMIT", "").strip()
+    if not raw:
+        return DEFAULT_COUNT_LIMIT
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise ValueError(f"GOVLAB_COUNT_LIMIT must be a whole number, not {raw!r}") from None
+    if limit < 0:
+        raise ValueError("GOVLAB_COUNT_LIMIT must be 0 (always exact) or more")
+    return limit or None
 
 
 def load_secret(data_dir: Path) -> bytes:

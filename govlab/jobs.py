@@ -119,7 +119,7 @@ def run_seed_job(job_id: str, dataset: str, size: str, fmt: str, seed: int, data
     if client.hget(record_key(job_id), "cancelRequested"):
         _write(client, job_id, {"status": "cancelled"})
         return -1
-    settings = Settings(data_dir=Path(data_dir))
+    settings = Settings.from_env(Path(data_dir))  # same count strategy as the API
     started = time.monotonic()
     _write(client, job_id, {"status": "running", "startedAt": time.time()})
 

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from govlab import masks
 from govlab.config import Settings
 from govlab.engines import get_engine
-from govlab.engines._common import pk_page
+from govlab.engines._common import PkPage, pk_page
 from govlab.engines.base import Engine
 from govlab.errors import BadRequest
 from govlab.generators import DatasetSpec, get_dataset
@@ -41,13 +41,21 @@ class SearchQuery:
     page: int = 1
     page_size: int = 20
     sort: str | None = None
+    exact_total: bool = False
 
     @property
     def terms(self) -> tuple[str, ...]:
         return tuple(self.q.split())
 
     @classmethod
-    def parse(cls, q: str | None, page: int, page_size: int, sort: str | None) -> SearchQuery:
+    def parse(
+        cls,
+        q: str | None,
+        page: int,
+        page_size: int,
+        sort: str | None,
+        exact_total: bool = False,
+    ) -> SearchQuery:
         q = " ".join((q or "").split())
         if len(q) > MAX_QUERY_CHARS:
             raise BadRequest(f"q is longer than {MAX_QUERY_CHARS} characters")
@@ -57,7 +65,9 @@ class SearchQuery:
             raise BadRequest("page must be 1 or more")
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise BadRequest(f"pageSize must be between 1 and {MAX_PAGE_SIZE}")
-        return cls(q=q, page=page, page_size=page_size, sort=(sort or None))
+        return cls(
+            q=q, page=page, page_size=page_size, sort=(sort or None), exact_total=exact_total
+        )
 
 
 @dataclass(frozen=True)
@@ -100,10 +110,23 @@ class Prepared:
     version: int
     sort: SortKey
     query: SearchQuery
+    count_limit: int | None  # None: the total is counted exactly
+
+
+def describe_total(page: dict[str, Any]) -> str:
+    """``1,234`` or ``10,000+`` when the total is a lower bound."""
+    exact = page.get("totalExact", True)
+    return f"{page['total']:,}" + ("" if exact else "+")
 
 
 class GovernedSearch:
-    """Serves pages for one data root; policies come from its PolicyStore."""
+    """Serves pages for one data root; policies come from its PolicyStore.
+
+    The count strategy is the deployment's (``Settings.count_limit``): for the default
+    (primary-key) order, matches are counted exactly up to that many; beyond it the page
+    says ``totalExact: false`` and ``total`` is a lower bound, so a first page does not
+    cost a scan of the whole table. Requests with ``exact_total`` get the exact count.
+    """
 
     def __init__(self, settings: Settings, policies: PolicyStore | None = None) -> None:
         self.settings = settings
@@ -146,7 +169,8 @@ class GovernedSearch:
         engine = self.engine(fmt)
         version = engine.version(dataset)  # pinned: count and page read the same snapshot
         sort = SortKey.resolve(query.sort, spec, plan)
-        return Prepared(spec, loaded, plan, engine, version, sort, query)
+        count_limit = None if query.exact_total else self.settings.count_limit
+        return Prepared(spec, loaded, plan, engine, version, sort, query, count_limit)
 
     def search(
         self,
@@ -163,8 +187,9 @@ class GovernedSearch:
         spec, plan, engine, query = prepared.spec, prepared.plan, prepared.engine, prepared.query
         visible = and_(plan.row_filter, text_filter(query.terms, spec, plan))
         fast = self._pk_page(prepared, visible)
+        exact = True
         if fast is not None:
-            rows, total = fast
+            rows, total, exact = fast.rows, fast.total, fast.exact
         else:
             page_keys, total = self._page_keys(
                 engine, spec, visible, prepared.sort, query, prepared.version
@@ -176,6 +201,7 @@ class GovernedSearch:
             "page": query.page,
             "pageSize": query.page_size,
             "total": total,
+            "totalExact": exact,
             "maskedFields": sorted(plan.masks),
             "sort": ("-" if prepared.sort.descending else "") + prepared.sort.column,
             "tableVersion": prepared.version,
@@ -187,10 +213,10 @@ class GovernedSearch:
         }
 
     @staticmethod
-    def _pk_page(prepared: Prepared, visible: Expr) -> tuple[pa.Table, int] | None:
+    def _pk_page(prepared: Prepared, visible: Expr) -> PkPage | None:
         """The page ordered by primary key (the default sort) read from the engine's
-        Arrow snapshot: stops early and counts from metadata where it can, and reads
-        whole rows from the page's row groups only (see ``engines._common.pk_page``).
+        Arrow snapshot: stops early, counts from metadata or up to the count limit, and
+        reads whole rows from the page's row groups only (``engines._common.pk_page``).
         None when the engine has no snapshot or the sort is another column; the
         general two-phase path below then gives the same answer."""
         spec, sort, query = prepared.spec, prepared.sort, prepared.query
@@ -200,7 +226,15 @@ class GovernedSearch:
         if snapshot is None:
             return None
         offset = (query.page - 1) * query.page_size
-        return pk_page(snapshot, spec, visible, sort.descending, offset, query.page_size)
+        return pk_page(
+            snapshot,
+            spec,
+            visible,
+            sort.descending,
+            offset,
+            query.page_size,
+            prepared.count_limit,
+        )
 
     def _page_keys(
         self,
@@ -246,7 +280,11 @@ class GovernedSearch:
         """Dry run for a role: what it would see, before it searches."""
         _, loaded, plan = self.plan(dataset, principal, policy)
         result = self.search(
-            dataset, fmt, principal, SearchQuery(page_size=PREVIEW_ROWS), policy=loaded
+            dataset,
+            fmt,
+            principal,
+            SearchQuery(page_size=PREVIEW_ROWS, exact_total=True),
+            policy=loaded,
         )
         return {
             "dataset": dataset,

@@ -322,6 +322,13 @@ class SnapshotCache:
 
 
 # ---------------------------------------------------------------------- pk-ordered page
+@dataclass(frozen=True)
+class PkPage:
+    rows: pa.Table
+    total: int
+    exact: bool  # False: ``total`` is a lower bound (counting stopped at the count limit)
+
+
 def pk_page(
     snapshot: Snapshot,
     spec: DatasetSpec,
@@ -329,18 +336,23 @@ def pk_page(
     descending: bool,
     offset: int,
     limit: int,
-) -> tuple[pa.Table, int] | None:
+    count_limit: int | None = None,
+) -> PkPage | None:
     """One page of whole rows ordered by the primary key, and the number of matching
     rows: exactly what a full key scan + select_k + a second scan would give, reading
     much less. None when the snapshot lacks what this needs (pk statistics).
 
-    * The count comes from Parquet metadata when the filter only touches partition
-      columns; otherwise one scan of the key (and filter) columns gives keys and count.
-    * Keys: with a metadata count, row groups are read in pk order (by min, or max when
-      descending) and reading stops once ``offset + limit`` keys are held and every
-      unread group starts beyond the last of them. The writers keep rows in pk order
-      within each file, so the first pages read one group per partition at any size
-      (with unordered files this stays exact; it just stops later).
+    * Count: from Parquet metadata when the filter only touches partition columns
+      (exact). Otherwise by counting matches while reading keys: with ``count_limit``
+      None every row group is read (exact); with a limit, reading may stop once at least
+      ``count_limit`` matches are held, and the total is then a lower bound. That is what
+      keeps a first page's cost flat as the table grows (a search engine's "10,000+").
+    * Keys: row groups are read in pk order (by min, or max when descending), a wave
+      of overlapping groups at a time, and reading stops once ``offset + limit`` keys
+      are held, every unread group starts beyond the last of them, and the count needs
+      no more. The writers keep rows in pk order within each file, so the first pages
+      read one group per partition at any size (with unordered files this stays exact;
+      it just stops later).
     * Rows: only the row groups that hold the page's keys are read, with the filter
       re-applied together with ``pk in keys``.
     """
@@ -350,19 +362,21 @@ def pk_page(
     if groups is None:
         return None
     top = offset + limit
-    partition_columns = {spec.partition_by}
-    if columns_of(row_filter) <= partition_columns:
-        total = snapshot.dataset.count_rows(filter=expr)
+    # in page order: by min key (max when descending); ``where`` indexes this order
+    groups.sort(key=(lambda g: g.hi) if descending else (lambda g: g.lo), reverse=descending)
+    if columns_of(row_filter) <= {spec.partition_by}:
+        total, exact = snapshot.dataset.count_rows(filter=expr), True
         if offset >= total:
-            return spec.schema.empty_table(), total
-        # in page order: by min key (max when descending); ``where`` indexes this order
-        groups.sort(key=(lambda g: g.hi) if descending else (lambda g: g.lo), reverse=descending)
-        keys, where = _first_keys(snapshot, groups, pk, expr, descending, top)
+            return PkPage(spec.schema.empty_table(), total, exact)
+        keys, where, _ = _first_keys(snapshot, groups, spec, row_filter, descending, top, 0)
     else:
-        keys, where = _scan_keys(snapshot, groups, spec, row_filter, expr)
+        count_to = None if count_limit is None else max(count_limit, top)
+        keys, where, exact = _first_keys(
+            snapshot, groups, spec, row_filter, descending, top, count_to
+        )
         total = len(keys)
-        if offset >= total:
-            return spec.schema.empty_table(), total
+        if offset >= total:  # only when every group was read: ``count_to`` >= ``top``
+            return PkPage(spec.schema.empty_table(), total, exact)
     table = pa.table({"k": keys, "g": where})
     order = "descending" if descending else "ascending"
     if top < table.num_rows:
@@ -374,7 +388,7 @@ def pk_page(
     table = table.sort_by([("k", order)]).slice(offset, limit)
     page_keys = table.column("k").combine_chunks()
     rows = _page_rows(snapshot, groups, spec, expr, page_keys, table.column("g"))
-    return rows, total
+    return PkPage(rows, total, exact)
 
 
 def _tagged_keys(
@@ -400,21 +414,20 @@ def _group_id(fragment: ds.ParquetFileFragment) -> tuple[str, int]:
     return fragment.path, fragment.row_groups[0].id
 
 
-def _scan_keys(
-    snapshot: Snapshot,
-    groups: list[RowGroup],
-    spec: DatasetSpec,
-    row_filter: Expr,
-    expr: pc.Expression,
-) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
-    """Every matching key (and its row group): one scan of the key and filter columns."""
+def _wave_reader(
+    snapshot: Snapshot, spec: DatasetSpec, row_filter: Expr
+) -> Callable[[list[RowGroup], int], tuple[list[pa.Array], list[pa.Array]]]:
+    """How to read the matching keys of a wave of row groups: Arrow's own filter, or
+    the text-match plan below when the filter has text terms."""
     pk = spec.primary_key
+    expr = to_arrow(row_filter)
     text = _text_plan(snapshot, spec, row_filter)
     if text is None:
-        keys, where = _tagged_keys(snapshot, groups, 0, pk, expr)
-    else:
-        keys, where = _tagged_text_keys(snapshot, groups, pk, row_filter, *text)
-    return _chunked(keys, snapshot.dataset.schema.field(pk).type), _chunked(where, pa.int32())
+        return lambda wave, first: _tagged_keys(snapshot, wave, first, pk, expr)
+    columns, dictionary = text
+    return lambda wave, first: _tagged_text_keys(
+        snapshot, wave, first, pk, row_filter, columns, dictionary
+    )
 
 
 # ---------------------------------------------------------------------- text match
@@ -482,12 +495,13 @@ def _without_text(expr: Expr) -> Expr:
 def _tagged_text_keys(
     snapshot: Snapshot,
     groups: list[RowGroup],
+    first: int,
     pk: str,
     row_filter: Expr,
     columns: list[str],
     dictionary: frozenset[str],
 ) -> tuple[list[pa.Array], list[pa.Array]]:
-    index = {_group_id(g.fragment): i for i, g in enumerate(groups)}
+    index = {_group_id(g.fragment): first + i for i, g in enumerate(groups)}
     dataset = snapshot.reader([g.fragment for g in groups], dictionary)
     keys: list[pa.Array] = []
     where: list[pa.Array] = []
@@ -565,40 +579,53 @@ def _all_ascii(values: pa.Array) -> bool:
 def _first_keys(
     snapshot: Snapshot,
     groups: list[RowGroup],
-    pk: str,
-    expr: pc.Expression,
+    spec: DatasetSpec,
+    row_filter: Expr,
     descending: bool,
     top: int,
-) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
-    """At least the ``top`` first matching keys in pk order, reading ``groups`` (sorted
-    in page order) and stopping as soon as no unread group can hold a better key."""
+    count_to: int | None,
+) -> tuple[pa.ChunkedArray, pa.ChunkedArray, bool]:
+    """Matching keys in pk order, reading ``groups`` (sorted in page order) a wave at a
+    time: at least the ``top`` first, and at least ``count_to`` in all (every one when
+    ``count_to`` is None). Also says whether every group was read (the keys are then
+    all the matches, so their number is the exact total)."""
+    read_wave = _wave_reader(snapshot, spec, row_filter)
     keys: list[pa.Array] = []
     where: list[pa.Array] = []
     held = 0
     i = 0
+    wave_size = 1
     while i < len(groups):
-        # A wave: the next group and the ones overlapping all of it (read in parallel).
-        j = i + 1
-        if descending:
-            bound = groups[i].lo
-            while j < len(groups) and groups[j].hi >= bound:
-                bound = max(bound, groups[j].lo)
-                j += 1
-        else:
-            bound = groups[i].hi
-            while j < len(groups) and groups[j].lo <= bound:
-                bound = min(bound, groups[j].hi)
-                j += 1
-        new_keys, new_where = _tagged_keys(snapshot, groups[i:j], i, pk, expr)
+        j = _wave_end(groups, i, descending, wave_size if count_to is not None else len(groups))
+        new_keys, new_where = read_wave(groups[i:j], i)
         keys += new_keys
         where += new_where
         held += sum(len(k) for k in new_keys)
+        wave_size = 2 * (j - i)  # still short of the count: read more at a time
         i = j
-        if held >= top and i < len(groups):
+        if i < len(groups) and count_to is not None and held >= max(top, count_to):
             kth = _kth(keys, top, descending)
             if (groups[i].hi < kth) if descending else (groups[i].lo > kth):
                 break
-    return _chunked(keys, snapshot.dataset.schema.field(pk).type), _chunked(where, pa.int32())
+    pk_type = snapshot.dataset.schema.field(spec.primary_key).type
+    return _chunked(keys, pk_type), _chunked(where, pa.int32()), i >= len(groups)
+
+
+def _wave_end(groups: list[RowGroup], i: int, descending: bool, at_least: int) -> int:
+    """End of the wave starting at ``i``: the group, every later group overlapping all
+    of it (they could hold keys before its last one), and at least ``at_least`` groups."""
+    j = i + 1
+    if descending:
+        bound = groups[i].lo
+        while j < len(groups) and groups[j].hi >= bound:
+            bound = max(bound, groups[j].lo)
+            j += 1
+    else:
+        bound = groups[i].hi
+        while j < len(groups) and groups[j].lo <= bound:
+            bound = min(bound, groups[j].hi)
+            j += 1
+    return max(j, min(len(groups), i + at_least))
 
 
 def _kth(keys: list[pa.Array] | pa.ChunkedArray, k: int, descending: bool) -> Any:
