@@ -84,7 +84,7 @@ def _policy(args: argparse.Namespace, dataset: str | None = None) -> Any:
 def cmd_search(args: argparse.Namespace) -> int:
     from govlab.search import GovernedSearch, SearchQuery
 
-    query = SearchQuery.parse(args.q, args.page, args.page_size, args.sort)
+    query = SearchQuery.parse(args.q, args.page, args.page_size, args.sort, args.exact_total)
     searcher = GovernedSearch(_settings(args))
     page = searcher.search(
         args.dataset, args.format, _principal(args), query, _policy(args, args.dataset)
@@ -141,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--page", type=int, default=1)
     search.add_argument("--page-size", type=int, default=20)
     search.add_argument("--sort")
+    search.add_argument(
+        "--exact-total",
+        action="store_true",
+        help="count every match (by default counting stops at GOVLAB_COUNT_LIMIT, 10,000)",
+    )
     search.add_argument("--policy", help="policy file instead of the live policy")
     search.add_argument("--data-dir")
     search.add_argument("--pretty", action="store_true")

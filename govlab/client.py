@@ -23,6 +23,12 @@ DEFAULT_URL = os.environ.get("GOVLAB_URL", "http://127.0.0.1:8000")
 START_TIMEOUT_S = 60.0
 
 
+def describe_total(page: dict[str, Any]) -> str:
+    """``1,234`` or ``10,000+`` when the total is a lower bound."""
+    exact = page.get("totalExact", True)
+    return f"{page['total']:,}" + ("" if exact else "+")
+
+
 class ApiError(Exception):
     """A non-2xx answer: the status and the server's message (never a traceback)."""
 
@@ -122,7 +128,10 @@ class GovlabClient:
         page: int = 1,
         page_size: int = 20,
         sort: str | None = None,
+        exact_total: bool = False,
     ) -> dict[str, Any]:
+        """One masked page. ``total`` is exact up to the server's count limit, then a
+        lower bound (``totalExact`` false) unless ``exact_total`` asks for every match."""
         params: dict[str, Any] = {
             "dataset": dataset,
             "format": format,
@@ -132,6 +141,8 @@ class GovlabClient:
         }
         if sort:
             params["sort"] = sort
+        if exact_total:
+            params["exactTotal"] = "true"
         return self._request("GET", "/search", params=params).json()
 
     def validate(self, dataset: str, format: str = "delta") -> dict[str, Any]:

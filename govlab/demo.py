@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from govlab.cache import PageCache, cached_search
+from govlab.client import describe_total
 from govlab.config import Settings
 from govlab.policy import Principal
 from govlab.redis_server import redis_url
@@ -50,7 +51,7 @@ def _print_role(
 ) -> dict[str, Any]:
     attrs = f" {dict(principal.attrs)}" if principal.attrs else ""
     print(
-        f"\n== {role}{attrs}: {page['total']} rows match {q!r}; "
+        f"\n== {role}{attrs}: {describe_total(page)} rows match {q!r}; "
         f"masked: {', '.join(page['maskedFields']) or 'nothing'}; cache {cache[0]} then {cache[1]}"
     )
     columns = [c for c in page["items"][0]] if page["items"] else []

@@ -113,12 +113,6 @@ class Prepared:
     count_limit: int | None  # None: the total is counted exactly
 
 
-def describe_total(page: dict[str, Any]) -> str:
-    """``1,234`` or ``10,000+`` when the total is a lower bound."""
-    exact = page.get("totalExact", True)
-    return f"{page['total']:,}" + ("" if exact else "+")
-
-
 class GovernedSearch:
     """Serves pages for one data root; policies come from its PolicyStore.
 

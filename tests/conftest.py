@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from govlab.config import Settings
-from govlab.engines import FORMATS
+from govlab.engines import FORMATS, delta, iceberg, parquet
 from govlab.generators import DATASETS, get_dataset, iter_batches
 from govlab.redis_server import EmbeddedRedis, server_binary, start_embedded
 from govlab.seeding import seed_table
@@ -20,6 +20,7 @@ from govlab.seeding import seed_table
 TEST_SECRET = "test-secret-not-for-production"
 SEED = 42
 TINY = 1_000
+GROUP_ROWS = 40  # row groups of the ``grouped`` tables
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -41,6 +42,21 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         for fmt in FORMATS:
             seed_table(dataset, "tiny", fmt, settings, SEED)
     return settings
+
+
+@pytest.fixture(scope="session")
+def grouped(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Healthcare, tiny, every format, written in row groups of GROUP_ROWS rows: many
+    groups per partition, as at 5M rows, so reads that stop early can be tested on
+    tiny data. Read-only for tests; returns the data root."""
+    root = tmp_path_factory.mktemp("grouped")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(delta, "ROW_GROUP_ROWS", GROUP_ROWS)
+        mp.setattr(parquet, "ROW_GROUP_ROWS", GROUP_ROWS)
+        mp.setitem(iceberg.TABLE_PROPERTIES, "write.parquet.row-group-limit", str(GROUP_ROWS))
+        for fmt in FORMATS:
+            seed_table("healthcare", "tiny", fmt, Settings(data_dir=root), SEED)
+    return root
 
 
 @pytest.fixture

@@ -36,6 +36,24 @@ def test_search_misses_then_hits_with_the_same_page(client) -> None:  # type: ig
     assert first.json()["strategy"]["engine"] == "delta"
 
 
+def test_a_lower_bound_total_is_flagged_and_exact_total_is_a_separate_page(
+    grouped, redis_server
+) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings(data_dir=grouped, count_limit=5)
+    params = {**SEARCH, "q": "e", "pageSize": 10}
+    with make_client(settings, redis_server.url) as c:
+        headers = auth("admin")
+        bound = c.get("/search", params=params, headers=headers)
+        exact = c.get("/search", params={**params, "exactTotal": "true"}, headers=headers)
+        again = c.get("/search", params={**params, "exactTotal": "true"}, headers=headers)
+        assert bound.json()["totalExact"] is False and exact.json()["totalExact"] is True
+        assert 10 <= bound.json()["total"] < exact.json()["total"]
+        assert bound.json()["items"] == exact.json()["items"]
+        # the exact count is not served from the lower-bound page's cache entry
+        assert (bound.headers["X-Cache"], exact.headers["X-Cache"]) == ("MISS", "MISS")
+        assert again.headers["X-Cache"] == "HIT" and again.json()["total"] == exact.json()["total"]
+
+
 def test_principals_with_different_attributes_never_share_a_page(client) -> None:  # type: ignore[no-untyped-def]
     ne = client.get("/search", params=SEARCH, headers=auth("analyst", ATTRS_NE)).json()
     sw = client.get("/search", params=SEARCH, headers=auth("analyst", ATTRS_SW))

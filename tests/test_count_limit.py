@@ -1,24 +1,22 @@
 """The count strategy of the default (primary-key) order: exact up to a limit, then a
 lower bound, with pages that are exactly the pages of an exact count.
 
-Tables here are written with tiny row groups so a tiny dataset has many groups per
-partition, as a 5M-row table has: that is what lets counting stop early.
+The ``grouped`` tables are written with tiny row groups, so a tiny dataset has many
+groups per partition, as a 5M-row table has: that is what lets counting stop early.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from govlab.client import describe_total
 from govlab.config import Settings, count_limit_from_env
-from govlab.engines import FORMATS, delta, iceberg, parquet
+from govlab.engines import FORMATS
 from govlab.policy import Principal
-from govlab.search import GovernedSearch, SearchQuery, describe_total
-from govlab.seeding import seed_table
+from govlab.search import GovernedSearch, SearchQuery
 
-GROUP_ROWS = 40
 LIMIT = 5
 PAGE = 4
 CASES = [
@@ -27,19 +25,6 @@ CASES = [
     (Principal("admin"), "e"),
     (Principal("analyst", {"allowed_regions": ["NE", "SW", "W"]}), "a"),
 ]
-
-
-@pytest.fixture(scope="module")
-def grouped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Healthcare, tiny, every format, in row groups of GROUP_ROWS rows."""
-    root = tmp_path_factory.mktemp("grouped")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(delta, "ROW_GROUP_ROWS", GROUP_ROWS)
-        mp.setattr(parquet, "ROW_GROUP_ROWS", GROUP_ROWS)
-        mp.setitem(iceberg.TABLE_PROPERTIES, "write.parquet.row-group-limit", str(GROUP_ROWS))
-        for fmt in FORMATS:
-            seed_table("healthcare", "tiny", fmt, Settings(data_dir=root), 42)
-    yield root
 
 
 def searchers(root: Path) -> tuple[GovernedSearch, GovernedSearch]:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -46,6 +47,10 @@ def api(writable: Settings, redis_server: EmbeddedRedis) -> Iterator[TestClient]
 
 @pytest.fixture
 def factory(api: TestClient) -> Any:
+    return client_factory(api)
+
+
+def client_factory(api: TestClient) -> Any:
     """(role, attrs) -> a GovlabClient whose transport is the in-process app."""
 
     def make(role: str, attrs: Any) -> GovlabClient:
@@ -308,6 +313,32 @@ def test_search_table_last_page_and_empty(factory: Any) -> None:
     assert state.last_page["total"] == 0
     assert table.page_label.value == "page 1 of 1"
     assert "no rows" in table.table.value
+
+
+def test_search_table_pages_past_a_lower_bound_total(
+    grouped: Path, redis_server: EmbeddedRedis
+) -> None:
+    """When the server stops counting at its limit the table says "N+" and keeps Next
+    open until a short page shows where the rows end."""
+    settings = Settings(data_dir=grouped, count_limit=5)
+    with TestClient(create_app(settings, redis_server.url)) as api:
+        factory = client_factory(api)
+        state = loaded_state(factory, role="admin")
+        table = SearchTable(state, factory)
+        first = table.search("e")
+        assert first is not None and first["totalExact"] is False
+        assert table.total.value == f"{first['total']:,}+ rows"
+        assert table.page_label.value == f"page 1 of {table.pages}+"
+        assert not table.next.disabled
+        ids: list[int] = []
+        for _ in range(200):
+            ids += [row["patient_id"] for row in state.last_page["items"]]
+            if table.next_page() is None:
+                break
+        last = state.last_page
+        assert last["totalExact"] is True and table.next.disabled
+        assert table.total.value == f"{last['total']:,} rows" and "+" not in table.page_label.value
+        assert len(ids) == last["total"] == len(set(ids)) and last["page"] > first["total"] // 10
 
 
 # ---------------------------------------------------------------------- validate

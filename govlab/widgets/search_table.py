@@ -12,6 +12,7 @@ from typing import Any
 
 import ipywidgets as w
 
+from govlab.client import describe_total
 from govlab.widgets._common import Callback, ClientFactory, classed, error_text, esc, render_rows
 from govlab.widgets.state import LabState
 
@@ -70,7 +71,7 @@ class SearchTable(w.VBox):
         return self.load(1)
 
     def next_page(self) -> dict[str, Any] | None:
-        if self.state.search_page >= self.pages:
+        if not self.more_pages:
             return None
         return self.load(self.state.search_page + 1)
 
@@ -107,6 +108,17 @@ class SearchTable(w.VBox):
             return 1
         return max(1, math.ceil(page["total"] / max(1, page["pageSize"])))
 
+    @property
+    def more_pages(self) -> bool:
+        """Whether Next can lead somewhere: beyond the known pages, a lower-bound total
+        (counting stopped at the server's limit) means more rows may follow."""
+        page = self.state.last_page or {}
+        if not page:
+            return False
+        if page["page"] < self.pages:
+            return True
+        return not page.get("totalExact", True) and len(page["items"]) == page["pageSize"]
+
     def masked_columns(self) -> dict[str, str]:
         """Masked column -> its mask, for the cell titles; the server's list decides which."""
         page = self.state.last_page or {}
@@ -124,8 +136,9 @@ class SearchTable(w.VBox):
             self.table.value = ""
             self.prev.disabled = self.next.disabled = True
             return
-        self.page_label.value = f"page {page['page']} of {self.pages}"
-        self.total.value = f"{page['total']:,} rows"
+        of = f"{self.pages:,}" + ("" if page.get("totalExact", True) else "+")
+        self.page_label.value = f"page {page['page']} of {of}"
+        self.total.value = f"{describe_total(page)} rows"
         self.took.value = f"{page.get('tookMs', 0)} ms"
         cache = s.last_cache if s.last_cache in CACHE_STATES else "bypass"
         self.cache.value = (
@@ -133,5 +146,5 @@ class SearchTable(w.VBox):
             f"cache: {cache.upper()}</span>"
         )
         self.prev.disabled = page["page"] <= 1
-        self.next.disabled = page["page"] >= self.pages
+        self.next.disabled = not self.more_pages
         self.table.value = render_rows(page["items"], self.masked_columns())
