@@ -7,16 +7,20 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 
 import {
   type DatabaseProvider,
   DeltaApiError,
   DeltaApiProvider,
   type GovlabPage,
+  type GovlabWirePage,
   type Row,
+  describeTotal,
   expandEnv,
   fromConfig,
+  main,
+  normalizePage,
   pageWindow,
   providerFromConfigObject,
   smartSearchConfig,
@@ -55,6 +59,7 @@ function page(items: Row[], overrides: Partial<GovlabPage> = {}): GovlabPage {
     page: 1,
     pageSize: items.length || 1,
     total: 597,
+    totalExact: true,
     maskedFields: ['address', 'dob', 'insurance_id', 'name', 'notes', 'ssn'],
     sort: 'patient_id',
     tableVersion: 3,
@@ -201,6 +206,7 @@ describe('rows -> SearchResult', () => {
       format: 'delta',
       role: 'business_user',
       total: 597,
+      totalExact: true,
       page: 1,
       pageSize: 1,
       tableVersion: 3,
@@ -231,6 +237,85 @@ describe('rows -> SearchResult', () => {
 
   it('has default column maps for every dataset', () => {
     expect(Object.keys(DEFAULT_COLUMNS).sort()).toEqual(['ecommerce', 'financial', 'healthcare']);
+  });
+});
+
+describe('total and totalExact: a lower bound past the count limit', () => {
+  /** A page as a server from before the count limit sends it: no `totalExact`. */
+  function oldServerPage(items: Row[], overrides: Partial<GovlabPage> = {}): GovlabWirePage {
+    const { totalExact: _dropped, ...body } = page(items, overrides);
+    return body;
+  }
+
+  it('passes totalExact: false through to metadata and lastPage', async () => {
+    const server = stubFetch(() => json(200, page([row(1)], { total: 10_000, totalExact: false })));
+    const p = provider(server.fetch);
+    const [result] = await p.search('', { limit: 1 });
+    expect(result.metadata).toMatchObject({ total: 10_000, totalExact: false });
+    expect(p.lastPage).toMatchObject({ total: 10_000, totalExact: false });
+  });
+
+  it('reads a missing totalExact (an older server) as exact', async () => {
+    const body = oldServerPage([row(1)]);
+    expect(body).not.toHaveProperty('totalExact');
+    const server = stubFetch(() => json(200, body));
+    const p = provider(server.fetch);
+    const [result] = await p.search('', { limit: 1 });
+    expect(result.metadata).toMatchObject({ total: 597, totalExact: true });
+    expect(p.lastPage).toMatchObject({ total: 597, totalExact: true });
+    expect(normalizePage(body).totalExact).toBe(true);
+    expect(normalizePage({ ...body, totalExact: false }).totalExact).toBe(false);
+  });
+
+  it('keeps the last page\'s totalExact when a window spans pages', async () => {
+    const server = stubFetch((url) => {
+      const number = Number(url.searchParams.get('page'));
+      const ids = [2 * number - 1, 2 * number];
+      const overrides = { page: number, pageSize: 2, total: 9, totalExact: false };
+      return json(200, page(ids.map((id) => row(id)), overrides));
+    });
+    const p = provider(server.fetch);
+    const results = await p.search('', { limit: 2, offset: 1 });
+    expect(results.map((r) => r.metadata?.totalExact)).toEqual([false, false]);
+    expect(p.lastPage).toMatchObject({ page: 2, totalExact: false });
+  });
+
+  it('describes a lower bound as N+', () => {
+    expect(describeTotal({ total: 10_000, totalExact: false })).toBe('10000+');
+    expect(describeTotal({ total: 597, totalExact: true })).toBe('597');
+    expect(describeTotal({ total: 597 })).toBe('597');
+  });
+
+  it('sends exactTotal=true only when the option is set', async () => {
+    const server = pagedServer(30);
+    await provider(server.fetch).search('asthma', { limit: 10 });
+    const options = { url: URL_, token: 't', fetch: server.fetch };
+    const exact = new DeltaApiProvider({ ...options, exactTotal: true });
+    expect(exact.exactTotal).toBe(true);
+    await exact.search('asthma', { limit: 10, offset: 5 }); // two pages: both ask
+    const off = new DeltaApiProvider({ ...options, exactTotal: false });
+    await off.search('asthma', { limit: 10 });
+    expect(searches(server.calls).map((c) => c.url.searchParams.get('exactTotal'))).toEqual([
+      null,
+      'true',
+      'true',
+      null,
+    ]);
+    const [, asked] = searches(server.calls);
+    expect(Object.fromEntries(asked.url.searchParams)).toEqual({
+      dataset: 'healthcare',
+      format: 'delta',
+      q: 'asthma',
+      page: '1',
+      pageSize: '10',
+      exactTotal: 'true',
+    });
+  });
+
+  it('refuses an exactTotal that is not a boolean', () => {
+    expect(
+      () => new DeltaApiProvider({ url: URL_, token: 't', exactTotal: 'true' as never }),
+    ).toThrow(/exactTotal must be true or false/);
   });
 });
 
@@ -389,8 +474,10 @@ describe('fromConfig', () => {
       fetch: server.fetch,
     });
     expect(p).toMatchObject({ url: URL_, dataset: 'healthcare', format: 'delta' });
+    expect(p.exactTotal).toBe(false);
     await p.search('', { limit: 2 });
     expect(searches(server.calls)[0].headers.Authorization).toBe('Bearer env-token');
+    expect(searches(server.calls)[0].url.searchParams.has('exactTotal')).toBe(false);
   });
 
   it('defaults the url, lets overrides win, and requires a token', () => {
@@ -423,6 +510,44 @@ describe('fromConfig', () => {
     expect(() => fromConfig(path, { env: {} })).toThrow(/token/);
   });
 
+  it('carries options.exactTotal from the file to the request; an override wins', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'delta-api-'));
+    const path = join(dir, 'config.json');
+    writeFileSync(
+      path,
+      JSON.stringify({
+        database: {
+          type: 'delta-api',
+          connection: { url: URL_, token: '${GOVLAB_TOKEN}' },
+          options: { dataset: 'healthcare', exactTotal: true },
+        },
+      }),
+    );
+    const server = pagedServer(5);
+    const exact = fromConfig(path, { env: { GOVLAB_TOKEN: 't' }, fetch: server.fetch });
+    expect(exact.exactTotal).toBe(true);
+    await exact.search('asthma', { limit: 2 });
+    const overridden = fromConfig(path, {
+      env: { GOVLAB_TOKEN: 't' },
+      exactTotal: false,
+      fetch: server.fetch,
+    });
+    await overridden.search('asthma', { limit: 2 });
+    expect(searches(server.calls).map((c) => c.url.searchParams.get('exactTotal'))).toEqual([
+      'true',
+      null,
+    ]);
+    expect(() =>
+      providerFromConfigObject({
+        database: {
+          type: 'delta-api',
+          connection: { token: 't' },
+          options: { exactTotal: 'yes' as never },
+        },
+      }),
+    ).toThrow(/exactTotal/);
+  });
+
   it('refuses another database type, an unknown dataset or format', () => {
     expect(() =>
       providerFromConfigObject({ database: { type: 'supabase', connection: {} } } as never),
@@ -438,5 +563,43 @@ describe('fromConfig', () => {
   it('expands ${VAR} and ${VAR:-default}', () => {
     const env = { A: 'x', EMPTY: '' };
     expect(expandEnv('${A}/${B:-y}/${EMPTY:-z}/${B}', env)).toBe('x/y/z/');
+  });
+});
+
+describe('the live example\'s output (main) against a stubbed fetch', () => {
+  afterEach(() => {
+    vi.unstubAllGlobals();
+    vi.restoreAllMocks();
+  });
+
+  async function runMain(args: string[], body: GovlabWirePage) {
+    const server = stubFetch(() => json(200, body));
+    vi.stubGlobal('fetch', server.fetch);
+    const lines: string[] = [];
+    vi.spyOn(console, 'log').mockImplementation((line: unknown) => void lines.push(String(line)));
+    vi.spyOn(console, 'error').mockImplementation((line: unknown) => void lines.push(String(line)));
+    const code = await main(['--url', URL_, '--token', 't', '--query', 'asthma', ...args]);
+    return { code, out: lines.join('\n'), calls: searches(server.calls) };
+  }
+
+  it('prints a lower bound as N+ and an exact total as N', async () => {
+    const bound = await runMain([], page([row(1)], { total: 10_000, totalExact: false }));
+    expect(bound.code).toBe(0);
+    expect(bound.out).toMatch(/as role business_user: total 10000\+, page 1/);
+    expect(bound.calls[0].url.searchParams.has('exactTotal')).toBe(false);
+
+    const { totalExact: _dropped, ...old } = page([row(1)], { total: 597 });
+    const exact = await runMain([], old);
+    expect(exact.out).toMatch(/: total 597, page 1/);
+  });
+
+  it('sends exactTotal=true with --exact-total', async () => {
+    const { code, out, calls } = await runMain(
+      ['--exact-total'],
+      page([row(1)], { total: 12_345, totalExact: true }),
+    );
+    expect(code).toBe(0);
+    expect(calls[0].url.searchParams.get('exactTotal')).toBe('true');
+    expect(out).toMatch(/: total 12345, page 1/);
   });
 });

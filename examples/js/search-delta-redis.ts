@@ -5,6 +5,7 @@
  *   TOKEN=$(../../.venv/bin/govlab token --role clinician --attr id=C007)
  *   npx tsx search-delta-redis.ts --url http://127.0.0.1:8000 --token "$TOKEN" --query asthma
  *   GOVLAB_URL=... GOVLAB_TOKEN=... npx tsx search-delta-redis.ts --config smart-search.config.json
+ *   npx tsx search-delta-redis.ts ... --exact-total   # count every match (slower on broad queries)
  *
  * Row filters and masks are enforced by the server for the principal of the bearer token;
  * this provider only maps smart-search's calls onto `GET /search` and back:
@@ -12,8 +13,13 @@
  * - `search(query, {limit, offset})` -> `page`/`pageSize` (windows that do not line up
  *   with a page are fetched as the pages that cover them and sliced);
  * - each row -> a `SearchResult` (id/title/... from a column map), with the masked row,
- *   `maskedFields`, `total`, table and policy versions and the server's cache status in
- *   `metadata`;
+ *   `maskedFields`, `total` and `totalExact`, table and policy versions and the server's
+ *   cache status in `metadata`;
+ * - `total` is exact up to the server's count limit (GOVLAB_COUNT_LIMIT, 10,000); past it
+ *   the server stops counting, `totalExact` is false and `total` is a lower bound (shown
+ *   as `10000+`). Servers older than `totalExact` omit it, which reads as true. The
+ *   `exactTotal: true` option (or `options.exactTotal` in the config file, `--exact-total`
+ *   here) sends `exactTotal=true` so the server counts every match;
  * - a non-2xx answer -> a thrown `DeltaApiError` carrying the HTTP status and the server's
  *   message.
  *
@@ -123,12 +129,15 @@ export type Dataset = 'healthcare' | 'ecommerce' | 'financial';
 export type Format = 'delta' | 'parquet' | 'iceberg';
 export type Row = Record<string, unknown>;
 
-/** The body of `GET /search`. */
+/** The body of `GET /search` (as `fetchPage` returns it: `totalExact` always set). */
 export interface GovlabPage {
   items: Row[];
   page: number;
   pageSize: number;
+  /** Matches visible to the principal; a lower bound when `totalExact` is false. */
   total: number;
+  /** False when the server stopped counting at its count limit (GOVLAB_COUNT_LIMIT). */
+  totalExact: boolean;
   maskedFields: string[];
   sort: string;
   tableVersion: number;
@@ -136,6 +145,19 @@ export interface GovlabPage {
   role: string;
   strategy: { cache: 'hit' | 'miss' | 'bypass'; engine: string; pushdown: boolean };
   tookMs: number;
+}
+
+/** `GET /search` as sent: servers that predate the count limit omit `totalExact`. */
+export type GovlabWirePage = Omit<GovlabPage, 'totalExact'> & { totalExact?: boolean };
+
+/** A page with `totalExact` filled in: anything but an explicit `false` means exact. */
+export function normalizePage(body: GovlabWirePage): GovlabPage {
+  return { ...body, totalExact: body.totalExact !== false };
+}
+
+/** `597`, or `10000+` when the total is a lower bound (missing `totalExact`: exact). */
+export function describeTotal(page: { total: number; totalExact?: boolean }): string {
+  return `${page.total}${page.totalExact === false ? '+' : ''}`;
 }
 
 /** Which row columns fill which SearchResult fields (`id` and `title` are required). */
@@ -204,6 +226,9 @@ export interface DeltaApiProviderOptions {
   /** SearchResult.type of every result (smart-search's union; default 'custom'). */
   resultType?: SearchResult['type'];
   timeoutMs?: number;
+  /** Send `exactTotal=true`: the server counts every match instead of stopping at its
+   * count limit (a separate server-side cache entry; slower for broad queries). */
+  exactTotal?: boolean;
   /** Injected for tests; defaults to the global fetch (Node 20+). */
   fetch?: typeof fetch;
 }
@@ -301,6 +326,7 @@ export function toSearchResult(
       format: context.format,
       role: page.role,
       total: page.total,
+      totalExact: page.totalExact,
       page: page.page,
       pageSize: page.pageSize,
       tableVersion: page.tableVersion,
@@ -322,7 +348,9 @@ export class DeltaApiProvider implements DatabaseProvider {
   readonly dataset: Dataset;
   readonly format: Format;
   readonly columns: ColumnMap;
-  /** The last page's metadata (total, masked fields, versions, cache status). */
+  /** Whether searches send `exactTotal=true` (count every match). */
+  readonly exactTotal: boolean;
+  /** The last page's metadata (total, totalExact, masked fields, versions, cache status). */
   lastPage: Omit<GovlabPage, 'items'> | null = null;
   private readonly token: string;
   private readonly resultType: SearchResult['type'];
@@ -343,6 +371,11 @@ export class DeltaApiProvider implements DatabaseProvider {
     if (!FORMATS.includes(this.format)) {
       throw new DeltaApiError(0, `unknown format '${this.format}'`);
     }
+    if (options.exactTotal !== undefined && typeof options.exactTotal !== 'boolean') {
+      const got = JSON.stringify(options.exactTotal);
+      throw new DeltaApiError(0, `exactTotal must be true or false, got ${got}`);
+    }
+    this.exactTotal = options.exactTotal ?? false;
     this.columns = { ...DEFAULT_COLUMNS[this.dataset], ...options.columns } as ColumnMap;
     this.resultType = options.resultType ?? 'custom';
     this.timeoutMs = options.timeoutMs ?? 30_000;
@@ -429,7 +462,8 @@ export class DeltaApiProvider implements DatabaseProvider {
       pageSize: String(pageSize),
     });
     if (sort) params.set('sort', sort);
-    return (await this.request(`/search?${params}`, true)) as GovlabPage;
+    if (this.exactTotal) params.set('exactTotal', 'true');
+    return normalizePage((await this.request(`/search?${params}`, true)) as GovlabWirePage);
   }
 
   private async request(path: string, authorised: boolean): Promise<unknown> {
@@ -473,6 +507,8 @@ export interface DeltaApiConfigFile {
       timeoutMs?: number;
       columns?: Partial<ColumnMap>;
       resultType?: SearchResult['type'];
+      /** Send `exactTotal=true` on every search (see DeltaApiProviderOptions). */
+      exactTotal?: boolean;
     };
   };
   cache?: unknown;
@@ -493,6 +529,8 @@ export interface FromConfigOverrides {
   token?: string;
   dataset?: Dataset;
   format?: Format;
+  /** Wins over the file's `options.exactTotal` when set. */
+  exactTotal?: boolean;
   env?: NodeJS.ProcessEnv;
   fetch?: typeof fetch;
 }
@@ -525,6 +563,7 @@ export function providerFromConfigObject(
     columns: options.columns,
     resultType: options.resultType,
     timeoutMs: options.timeoutMs,
+    exactTotal: overrides.exactTotal ?? options.exactTotal,
     fetch: overrides.fetch,
   });
 }
@@ -564,8 +603,11 @@ export async function trySmartSearch(provider: DatabaseProvider): Promise<SmartS
 
 const USAGE = `usage: npx tsx search-delta-redis.ts [--config smart-search.config.json]
        [--url URL] [--token TOKEN] [--query TEXT] [--limit N] [--offset N]
-       [--dataset healthcare|ecommerce|financial] [--format delta|parquet|iceberg] [--json]
-URL and TOKEN default to GOVLAB_URL and GOVLAB_TOKEN (mint one with \`govlab token\`).`;
+       [--dataset healthcare|ecommerce|financial] [--format delta|parquet|iceberg]
+       [--exact-total] [--json]
+URL and TOKEN default to GOVLAB_URL and GOVLAB_TOKEN (mint one with \`govlab token\`).
+A total past the server's count limit (GOVLAB_COUNT_LIMIT, 10,000) is a lower bound,
+printed as N+; --exact-total (or options.exactTotal in the config) counts every match.`;
 
 export async function main(argv: string[] = process.argv.slice(2)): Promise<number> {
   const { values } = parseArgs({
@@ -579,6 +621,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       offset: { type: 'string', default: '0' },
       dataset: { type: 'string' },
       format: { type: 'string' },
+      'exact-total': { type: 'boolean' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -592,6 +635,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     token: values.token,
     dataset: values.dataset as Dataset | undefined,
     format: values.format as Format | undefined,
+    // Only when given, so the config file's options.exactTotal applies otherwise.
+    exactTotal: values['exact-total'] ? true : undefined,
   };
   const configPath = values.config ?? 'smart-search.config.json';
   let provider: DeltaApiProvider;
@@ -639,9 +684,9 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     if (meta) {
       console.log(
         `${provider.dataset}/${provider.format} q=${JSON.stringify(values.query)} as role ` +
-          `${meta.role}: total ${meta.total}, page ${meta.page} (pageSize ${meta.pageSize}), ` +
-          `cache ${meta.strategy?.cache}, table v${meta.tableVersion}, ` +
-          `policy ${meta.policyVersion}`,
+          `${meta.role}: total ${describeTotal(meta)}, page ${meta.page} ` +
+          `(pageSize ${meta.pageSize}), cache ${meta.strategy?.cache}, ` +
+          `table v${meta.tableVersion}, policy ${meta.policyVersion}`,
       );
       console.log(`maskedFields: ${meta.maskedFields.join(', ') || '(none)'}`);
     }
