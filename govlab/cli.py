@@ -180,9 +180,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import redis
     from rq import Queue, Worker
 
+    from govlab.engines import preload
     from govlab.jobs import QUEUE
     from govlab.redis_server import redis_url
 
+    preload()  # work horses fork from here: each job starts with the engines imported
     conn = redis.Redis.from_url(redis_url(_settings(args)))
     Worker([Queue(QUEUE, connection=conn)], connection=conn).work(burst=args.burst)
     return 0

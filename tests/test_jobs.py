@@ -149,3 +149,27 @@ def test_cancelling_a_running_job_keeps_the_old_version(client, writable, redis_
     assert final["status"] == "cancelled"
     assert engine.version("healthcare") == version
     assert engine.count(get_dataset("healthcare"), TRUE) == 1000
+
+
+def test_preload_imports_what_a_work_horse_would_import_per_job() -> None:
+    """``govlab worker`` preloads before RQ forks a horse per job; without it every seed
+    job would import delta-rs and PyIceberg again (most of a small seed's time)."""
+    import subprocess
+    import sys
+
+    wanted = [
+        "govlab.engines.delta",
+        "govlab.engines.parquet",
+        "govlab.engines.iceberg",
+        "govlab.seeding",
+        "sqlalchemy.dialects.sqlite",
+    ]
+    script = (
+        "import sys; from govlab.engines import preload; "
+        f"before = [m for m in {wanted!r} if m in sys.modules]; preload(); "
+        f"print(before, [m for m in {wanted!r} if m not in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[] []"

@@ -30,4 +30,22 @@ def get_engine(fmt: str, settings: Settings) -> Engine:
     return engine_class(settings)
 
 
-__all__ = ["FORMATS", "Engine", "TableInfo", "get_engine"]
+# Modules the first write of a process would otherwise import on the spot (PyIceberg's
+# SQL catalog loads SQLAlchemy's SQLite dialect, its partition split uses Acero).
+_FIRST_WRITE_MODULES = ("sqlalchemy.dialects.sqlite", "pyarrow.acero", "govlab.seeding")
+
+
+def preload() -> None:
+    """Import every engine and what its first write needs, ahead of time.
+
+    A seeding worker calls this once before it starts taking jobs: RQ forks a work
+    horse per job, and each horse inherits these imports instead of paying for them
+    inside the job (about 0.25 s for delta-rs, 0.6 s for PyIceberg, on every seed).
+    """
+    for module_name, _ in _CLASSES.values():
+        importlib.import_module(module_name)
+    for module_name in _FIRST_WRITE_MODULES:
+        importlib.import_module(module_name)
+
+
+__all__ = ["FORMATS", "Engine", "TableInfo", "get_engine", "preload"]
