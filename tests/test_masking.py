@@ -262,6 +262,14 @@ def test_initials_exact(raw: str, expected: str) -> None:
     assert mask("initials", [raw]) == [expected]
 
 
+def test_initials_of_a_mixed_batch_match_each_value_alone() -> None:
+    """Words starting with an ASCII letter skip the regex; others take it: in one batch
+    every value must still get what it gets alone."""
+    values = ["John Smith", "3rd street", "élodie 42x", "-- x", None, "ann", "Ωmega b", "", "_a B"]
+    alone = [mask("initials", [v, "x"])[0] for v in values]  # "x": a text-typed array
+    assert mask("initials", values) == alone
+
+
 def test_initials_nulls() -> None:
     assert mask("initials", [None, "ann lee", None]) == [None, "A.L.", None]
 
