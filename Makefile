@@ -81,7 +81,7 @@ examples-js:
 BENCH_SIZES ?= small,medium
 bench: $(STAMP)
 	$(PY) -m benchmarks.run --sizes $(BENCH_SIZES) $(if $(LARGE),--large,) \
-		--baseline benchmarks/results-before.json --label after \
+		--baseline benchmarks/results-round1.json --label after \
 		--out benchmarks/results.json --md benchmarks/RESULTS.md
 
 run-showcase: $(STAMP)

@@ -11,7 +11,9 @@ format (delta, parquet, iceberg), on the healthcare dataset:
 * governed search with the Redis page cache out of the picture (a cache miss), in
   process with ``GovernedSearch``: two roles (admin: ``row_filter: true``; analyst:
   ``region in ["NE","SW"]``), a broad ("") and a narrow ("asthma") query, the first
-  page and page 50 (page size 20); p50/p95 over ``--repeats`` runs;
+  page and page 50 (page size 20); p50/p95 over ``--repeats`` runs. Twice: as served
+  by default (the count stops at the count limit, 10,000, and ``total`` may be a lower
+  bound) and with ``exactTotal`` (every match counted, as the raw engines do);
 * the same query without governance on polars and DuckDB over the same files, timed
   in the same loop (runs interleaved, so background load hits all engines alike),
   checked to return the same keys and total, and the ratio governed / fastest raw;
@@ -63,7 +65,7 @@ QUERIES = {"broad": "", "narrow": "asthma"}
 PAGES = {"first": 1, "deep": 50}
 PAGE_SIZE = 20
 DEFAULT_REPEATS = {"tiny": 15, "small": 15, "medium": 9, "large": 5}
-DEFAULT_SEED_REPEATS = {"tiny": 3, "small": 3, "medium": 3, "large": 1}
+DEFAULT_SEED_REPEATS = {"tiny": 3, "small": 5, "medium": 3, "large": 1}
 HTTP_REQUESTS = 300
 HTTP_CASES = (("analyst", "narrow"), ("admin", "broad"))
 
@@ -226,25 +228,42 @@ def bench_search(
                     query = SearchQuery.parse(q, page, PAGE_SIZE, None)
                     offset = (page - 1) * PAGE_SIZE
 
+                    exact_query = SearchQuery.parse(q, page, PAGE_SIZE, None, exact_total=True)
+
                     def governed(
                         query: SearchQuery = query, principal: Principal = principal, fmt=fmt
                     ) -> dict[str, Any]:
                         return searcher.search(DATASET, fmt, principal, query)
 
-                    runners: dict[str, Callable[[], Any]] = {"governed": governed}
+                    def governed_exact(
+                        query: SearchQuery = exact_query, principal: Principal = principal, fmt=fmt
+                    ) -> dict[str, Any]:
+                        return searcher.search(DATASET, fmt, principal, query)
+
+                    runners: dict[str, Callable[[], Any]] = {
+                        "governed": governed,
+                        "governed_exact": governed_exact,
+                    }
                     for name, fn in raw.runners().items():
                         runners[name] = lambda fn=fn, visible=visible, offset=offset: fn(
                             visible, offset, PAGE_SIZE
                         )
                     # warm-up + agreement check
                     first = governed()
+                    exact = governed_exact()
                     pk_values = [item[spec.primary_key] for item in first["items"]]
-                    agree = {}
+                    agree = {
+                        "exact": exact["items"] == first["items"] and exact["totalExact"],
+                    }
                     for name in runners:
-                        if name == "governed":
+                        if name.startswith("governed"):
                             continue
                         res = runners[name]()
-                        agree[name] = res.keys == pk_values and res.total == first["total"]
+                        agree[name] = (
+                            res.keys == pk_values
+                            and res.total == exact["total"]
+                            and _consistent_total(first, res.total)
+                        )
                     samples: dict[str, list[float]] = {name: [] for name in runners}
                     names = list(runners)
                     for i in range(repeats):
@@ -261,27 +280,44 @@ def bench_search(
                         "q": q,
                         "page": pname,
                         "page_number": page,
-                        "total": first["total"],
+                        "total": exact["total"],
+                        "total_shown": first["total"],
+                        "total_exact": first["totalExact"],
                         "items": len(first["items"]),
                         "agree": agree,
                     }
                     for name in runners:
                         row[name] = summary_ms(samples[name])
                     fastest = min(
-                        (n for n in runners if n != "governed"), key=lambda n: row[n]["p50_ms"]
+                        (n for n in runners if not n.startswith("governed")),
+                        key=lambda n: row[n]["p50_ms"],
                     )
                     row["fastest_raw"] = fastest
-                    row["ratio"] = round(row["governed"]["p50_ms"] / row[fastest]["p50_ms"], 2)
+                    raw_p50 = row[fastest]["p50_ms"]
+                    row["ratio"] = round(row["governed"]["p50_ms"] / raw_p50, 2)
+                    row["ratio_exact"] = round(row["governed_exact"]["p50_ms"] / raw_p50, 2)
                     log(
                         f"search {size}/{fmt}/{role}/{qname}/{pname}: governed "
-                        f"{row['governed']['p50_ms']} ms, polars {row['polars']['p50_ms']} ms, "
-                        f"duckdb {row['duckdb']['p50_ms']} ms (x{row['ratio']}) "
-                        f"total={first['total']}"
+                        f"{row['governed']['p50_ms']} ms (exact total "
+                        f"{row['governed_exact']['p50_ms']} ms), "
+                        f"polars {row['polars']['p50_ms']} ms, "
+                        f"duckdb {row['duckdb']['p50_ms']} ms (x{row['ratio']}, exact "
+                        f"x{row['ratio_exact']}) total={exact['total']}"
+                        + ("" if first["totalExact"] else f" (shown {first['total']}+)")
                         + ("" if all(agree.values()) else f" DISAGREE {agree}")
                     )
                     results.append(row)
         raw.close()
     return results
+
+
+def _consistent_total(page: dict[str, Any], exact_total: int) -> bool:
+    """A default page's total is the exact total, or a lower bound flagged as one that
+    covers at least the rows up to the end of the page."""
+    if page.get("totalExact", True):
+        return page["total"] == exact_total
+    end = (page["page"] - 1) * page["pageSize"] + len(page["items"])
+    return end <= page["total"] <= exact_total
 
 
 # ---------------------------------------------------------------------- http
@@ -366,6 +402,7 @@ def first_page_growth(search: list[dict[str, Any]], sizes: list[str]) -> list[di
         for role in ROLES:
             for qname in QUERIES:
                 cells = {}
+                exact_cells = {}
                 for r in search:
                     if (r["format"], r["role"], r["query"], r["page"]) == (
                         fmt,
@@ -374,6 +411,8 @@ def first_page_growth(search: list[dict[str, Any]], sizes: list[str]) -> list[di
                         "first",
                     ):
                         cells[r["size"]] = r["governed"]["p50_ms"]
+                        if "governed_exact" in r:
+                            exact_cells[r["size"]] = r["governed_exact"]["p50_ms"]
                 if lo in cells and hi in cells:
                     rows.append(
                         {
@@ -382,12 +421,33 @@ def first_page_growth(search: list[dict[str, Any]], sizes: list[str]) -> list[di
                             "query": qname,
                             "p50_ms": cells,
                             "growth": round(cells[hi] / cells[lo], 2),
+                            "p50_ms_exact": exact_cells,
+                            "growth_exact": (
+                                round(exact_cells[hi] / exact_cells[lo], 2)
+                                if lo in exact_cells and hi in exact_cells
+                                else None
+                            ),
                             "from": lo,
                             "to": hi,
                             "row_growth": SIZES[hi] / SIZES[lo],
                         }
                     )
     return rows
+
+
+def seed_cost_model(seed: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per format, ``seconds = fixed + rows / rate`` fitted over the sizes measured."""
+    fits = {}
+    for fmt in FORMATS:
+        cells = [s for s in seed if s["format"] == fmt]
+        if len({s["rows"] for s in cells}) < 2:
+            continue
+        slope, intercept = np.polyfit([s["rows"] for s in cells], [s["seconds"] for s in cells], 1)
+        fits[fmt] = {
+            "fixed_ms": round(max(intercept, 0.0) * 1000, 1),
+            "rows_per_s": round(1 / slope) if slope > 0 else 0,
+        }
+    return fits
 
 
 def _fmt_ms(cell: dict[str, float]) -> str:
@@ -453,28 +513,50 @@ def render_markdown(result: dict[str, Any], baseline: dict[str, Any] | None) -> 
                 f"{s['rss_before_mb']:.0f} |"
             )
         lines.append("")
+        fits = seed_cost_model(result["seed"])
+        if fits:
+            lines += [
+                "Per-seed fixed cost and marginal rate, a least-squares fit of "
+                "`seconds = fixed + rows / rate` over the sizes above: the fixed part "
+                "(commit, catalog, first-touch memory of a fresh process) is what keeps the "
+                "50k-row rate low; the marginal rate is what the writer sustains.",
+                "",
+                "| format | fixed ms | marginal rows/s |",
+                "|---|---:|---:|",
+            ]
+            for fmt, fit in fits.items():
+                lines.append(f"| {fmt} | {fit['fixed_ms']:.0f} | {fit['rows_per_s']:,} |")
+            lines.append("")
 
     if result.get("search"):
         lines += [
             "## Governed search, cache miss, vs raw engines",
             "",
             "p50 / p95 in ms, in process (no Redis). Governed = `GovernedSearch.search` "
-            "end to end (policy, table version, two-phase page, masks, JSON rows). Raw = the "
-            "same filter and text match, ORDER BY pk LIMIT 20 OFFSET, plus COUNT, no masks. "
-            "`ratio` = governed p50 / fastest raw p50 (target <= 1.5). `same` = raw engines "
-            "returned the governed page's keys and total.",
+            "end to end (policy, table version, page read, masks, JSON rows) as served by "
+            "default: the count stops at 10,000 matches (`total` then says `N+`). Governed "
+            "exact = the same with `exactTotal`, which counts every match as the raw engines "
+            "do. Raw = the same filter and text match, ORDER BY pk LIMIT 20 OFFSET, plus "
+            "COUNT, no masks. `ratio` = governed exact p50 / fastest raw p50, like for like "
+            "(target <= 1.5); `default` = governed p50 / fastest raw p50. `same` = raw "
+            "engines returned the governed page's keys and exact total, and the default "
+            "page's total is that total or a lower bound flagged as one.",
             "",
-            "| size | format | role | query | page | total | governed | polars | duckdb "
-            "| ratio | same |",
-            "|---|---|---|---|---|---:|---:|---:|---:|---:|---|",
+            "| size | format | role | query | page | total (shown) | governed | governed exact "
+            "| polars | duckdb | ratio | default | same |",
+            "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for r in result["search"]:
             same = "yes" if all(r["agree"].values()) else f"**{r['agree']}**"
-            ratio = f"{r['ratio']:.2f}" if r["ratio"] <= TARGET_RATIO else f"**{r['ratio']:.2f}**"
+            worst = _like_for_like(r)
+            ratio = f"{worst:.2f}" if worst <= TARGET_RATIO else f"**{worst:.2f}**"
+            shown = "" if r.get("total_exact", True) else f" ({r['total_shown']:,}+)"
+            exact_cell = _fmt_ms(r["governed_exact"]) if "governed_exact" in r else "-"
             lines.append(
                 f"| {r['size']} | {r['format']} | {r['role']} | {r['query']} | "
-                f"{r['page']} | {r['total']:,} | {_fmt_ms(r['governed'])} | "
-                f"{_fmt_ms(r['polars'])} | {_fmt_ms(r['duckdb'])} | {ratio} | {same} |"
+                f"{r['page']} | {r['total']:,}{shown} | {_fmt_ms(r['governed'])} | "
+                f"{exact_cell} | {_fmt_ms(r['polars'])} | {_fmt_ms(r['duckdb'])} | "
+                f"{ratio} | {r['ratio']:.2f} | {same} |"
             )
         lines.append("")
 
@@ -484,14 +566,18 @@ def render_markdown(result: dict[str, Any], baseline: dict[str, Any] | None) -> 
         lines += [
             "## First-page latency vs table size (governed p50, ms)",
             "",
-            "| format | role | query | " + " | ".join(sizes) + " | growth |",
-            "|---|---|---|" + "---:|" * len(sizes) + "---:|",
+            "As served (count limit 10,000); the last column is the same with `exactTotal`.",
+            "",
+            "| format | role | query | " + " | ".join(sizes) + " | growth | growth, exact |",
+            "|---|---|---|" + "---:|" * len(sizes) + "---:|---:|",
         ]
         for g in growth:
             cells = " | ".join(f"{g['p50_ms'].get(s, float('nan')):.1f}" for s in sizes)
+            exact = g.get("growth_exact")
             lines.append(
                 f"| {g['format']} | {g['role']} | {g['query']} | {cells} | "
-                f"x{g['growth']:.2f} (rows x{g['row_growth']:.0f}) |"
+                f"x{g['growth']:.2f} (rows x{g['row_growth']:.0f}) | "
+                + (f"x{exact:.2f} |" if exact is not None else "- |")
             )
         lines.append("")
 
@@ -599,16 +685,23 @@ def render_comparison(result: dict[str, Any], baseline: dict[str, Any]) -> list[
     return lines
 
 
+def _like_for_like(row: dict[str, Any]) -> float:
+    """The ratio with an exact count on both sides (older result files have only one)."""
+    return float(row.get("ratio_exact", row["ratio"]))
+
+
 def evaluate_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     targets = []
     search = result.get("search") or []
     if search:
-        worst = max(search, key=lambda r: r["ratio"])
-        missed = [r for r in search if r["ratio"] > TARGET_RATIO]
+        worst = max(search, key=_like_for_like)
+        missed = [r for r in search if _like_for_like(r) > TARGET_RATIO]
         targets.append(
             {
-                "target": f"governed cache-miss p50 <= {TARGET_RATIO}x fastest raw engine",
-                "measured": f"worst x{worst['ratio']:.2f} ({worst['size']}/{worst['format']}/"
+                "target": f"governed cache-miss p50 <= {TARGET_RATIO}x fastest raw engine "
+                "(governed counting every match, as the raw engines do)",
+                "measured": f"worst x{_like_for_like(worst):.2f} "
+                f"({worst['size']}/{worst['format']}/"
                 f"{worst['role']}/{worst['query']}/{worst['page']}); "
                 f"{len(search) - len(missed)}/{len(search)} cases within",
                 "met": not missed,
