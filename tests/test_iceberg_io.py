@@ -23,6 +23,7 @@ from engine_fixtures import (
 import govlab.engines.iceberg as iceberg_module
 from govlab.config import Settings
 from govlab.engines.iceberg import IcebergEngine, iceberg_schema
+from govlab.errors import BadRequest
 from govlab.policy.ast import TRUE, And, Contains, NotIn
 
 
@@ -142,3 +143,34 @@ def test_schema_change_replaces_table_via_staging(engine: IcebergEngine, tmp_pat
     assert [t[1] for t in engine.catalog.list_tables("govlab")] == ["people"]
     assert not old_location.exists()
     assert engine.info("people").details["properties"]["govlab.version-offset"] == "1"
+
+
+def test_reseeds_keep_a_bounded_history_and_reclaim_expired_files(
+    engine: IcebergEngine, tmp_path: Path
+) -> None:
+    """Each reseed keeps the last KEEP_VERSIONS snapshots, lists only live manifests,
+    and deletes the data files and metadata JSON of what it expired: seeds do not slow
+    down, and the warehouse does not grow, with the number of reseeds."""
+    keep = iceberg_module.KEEP_VERSIONS
+    seeds = keep + 3
+    files_per_version = {}
+    for i in range(seeds):
+        info = engine.write(SPEC, batches(200, seed=i))
+        table = engine.catalog.load_table(("govlab", "people"))
+        files_per_version[info.version] = {t.file.file_path for t in table.scan().plan_files()}
+    table = engine.catalog.load_table(("govlab", "people"))
+    versions = sorted(s.sequence_number for s in table.metadata.snapshots)
+    assert versions == list(range(seeds - keep + 1, seeds + 1))
+    assert len(table.current_snapshot().manifests(table.io)) <= 2
+    on_disk = {f"file://{p}" for p in _data_files(tmp_path)} | {
+        str(p) for p in _data_files(tmp_path)
+    }
+    for version, paths in files_per_version.items():
+        kept = version in versions
+        assert all((p in on_disk) == kept for p in paths), version
+    oldest = engine.scan(SPEC, ["id"], TRUE, version=versions[0])
+    assert by_pk(oldest).num_rows == 200
+    with pytest.raises(BadRequest, match="no version"):
+        engine.scan(SPEC, ["id"], TRUE, version=versions[0] - 1)
+    metadata_files = list((tmp_path / "iceberg" / "warehouse").rglob("*.metadata.json"))
+    assert len(metadata_files) <= keep + 1

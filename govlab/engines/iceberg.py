@@ -13,6 +13,11 @@ be a readable, partial "version".) A failed seed commits nothing and deletes the
 data files it already wrote. The first seed creates the table in the same transaction,
 so a failed first seed leaves no empty table behind.
 
+History is bounded: each seed expires, in its own transaction, the snapshots beyond
+the last ``KEEP_VERSIONS`` and then deletes their data files; old metadata JSON files
+go too, and snapshots list live manifests only. Time travel reaches the last
+``KEEP_VERSIONS`` versions.
+
 ``version`` is the current snapshot's sequence number (plus an offset kept in a table
 property when a schema change replaced the table, so versions only ever grow);
 ``scan(version=N)`` reads the snapshot with that number.
@@ -39,12 +44,14 @@ from filelock import FileLock
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.io.pyarrow import _dataframe_to_data_files
-from pyiceberg.manifest import DataFile
+from pyiceberg.manifest import DataFile, ManifestFile
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table, Transaction
-from pyiceberg.table.snapshots import Snapshot
+from pyiceberg.table.refs import MAIN_BRANCH
+from pyiceberg.table.snapshots import Operation, Snapshot
 from pyiceberg.table.sorting import SortField, SortOrder
+from pyiceberg.table.update.snapshot import ExpireSnapshots, _OverwriteFiles
 from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import (
     BinaryType,
@@ -88,6 +95,10 @@ CATALOG_NAME = "govlab"
 CHUNK_ROWS = 500_000
 PARTITION_FIELD_ID = 1000
 PAGE_ROW_LIMIT = 1024
+# Snapshots kept for time travel (the current one included). Every commit copies the
+# table metadata many times inside PyIceberg, so an unbounded snapshot list made each
+# reseed slower than the last (a tiny seed: 105 ms at first, 360 ms after 50 reseeds).
+KEEP_VERSIONS = 10
 VERSION_OFFSET = "govlab.version-offset"
 TABLE_PROPERTIES = {
     "format-version": "2",
@@ -97,6 +108,10 @@ TABLE_PROPERTIES = {
     # PyIceberg passes this to Arrow as write_batch_size: the page size is only checked
     # every that many rows, so the default (20,000) made pages of 20,000 rows.
     "write.parquet.page-row-limit": str(PAGE_ROW_LIMIT),
+    # Old metadata JSON files are removed after each commit (the catalog points at the
+    # newest); without these every reseed left one more file behind.
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": str(KEEP_VERSIONS),
 }
 
 _SNAPSHOTS = SnapshotCache()
@@ -239,7 +254,9 @@ class IcebergEngine:
                 previous = (
                     [t.file for t in table.scan().plan_files()] if table.current_snapshot() else []
                 )
+                expired_files = _expire_history(tx, table, keep_files=previous)
                 _commit_seed(tx, previous, stream, write_schema)
+                _delete_files(table.io, expired_files)
             elif table is None:
                 tx = self._create_transaction(identifier, ice_schema, spec, offset=0)
                 _commit_seed(tx, [], stream, write_schema)
@@ -388,7 +405,7 @@ def _commit_seed(
     io = tx._table.io
     written: list[str] = []
     try:
-        with tx.update_snapshot().overwrite() as overwrite:
+        with _SeedOverwrite.of(tx) as overwrite:
             for data_file in previous_files:
                 overwrite.delete_data_file(data_file)
             counter = itertools.count(0)  # shared across chunks: file names stay unique
@@ -410,6 +427,61 @@ def _commit_seed(
             with contextlib.suppress(Exception):
                 io.delete(path)
         raise
+
+
+class _SeedOverwrite(_OverwriteFiles):
+    """PyIceberg's overwrite, minus manifests with no live file.
+
+    PyIceberg 0.12 carries forward a manifest whose entries are all DELETED (the record
+    of an earlier snapshot's deletes), so with one overwrite per seed every snapshot
+    listed one more dead manifest, and every commit and scan planning read them all.
+    """
+
+    @classmethod
+    def of(cls, tx: Transaction) -> _SeedOverwrite:
+        """Built as ``tx.update_snapshot().overwrite()`` builds its producer."""
+        has_parent = tx.table_metadata.snapshot_by_name(name=MAIN_BRANCH) is not None
+        return cls(
+            operation=Operation.OVERWRITE if has_parent else Operation.APPEND,
+            transaction=tx,
+            io=tx._table.io,
+            branch=MAIN_BRANCH,
+        )
+
+    def _existing_manifests(self) -> list[ManifestFile]:
+        return [
+            manifest
+            for manifest in super()._existing_manifests()
+            if manifest.has_added_files() or manifest.has_existing_files()
+        ]
+
+
+def _expire_history(tx: Transaction, table: Table, keep_files: list[DataFile]) -> list[str]:
+    """Expire, in the seed's own transaction, the snapshots beyond the newest
+    ``KEEP_VERSIONS - 1`` (the seed adds one more), and return their data files.
+
+    Every seed overwrites every file, so an expired snapshot's files belong to it alone;
+    the current snapshot's files are still excluded, as a guard. The files are deleted
+    only after the commit succeeded: a failed seed expires nothing.
+    """
+    history = sorted(table.metadata.snapshots, key=lambda s: s.sequence_number or 0)
+    expiring = history[: max(0, len(history) - (KEEP_VERSIONS - 1))]
+    if not expiring:
+        return []
+    keep = {f.file_path for f in keep_files}
+    files = {
+        task.file.file_path
+        for snapshot in expiring
+        for task in table.scan(snapshot_id=snapshot.snapshot_id).plan_files()
+    }
+    ExpireSnapshots(tx).by_ids([s.snapshot_id for s in expiring]).commit()
+    return sorted(files - keep)
+
+
+def _delete_files(io: Any, paths: list[str]) -> None:
+    for path in paths:
+        with contextlib.suppress(Exception):  # already gone: nothing to reclaim
+            io.delete(path)
 
 
 @functools.lru_cache(maxsize=64)
