@@ -213,6 +213,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     ]
     atexit.register(_stop_processes, workers)  # runs before the embedded Redis stops (LIFO)
     app = create_app(settings, demo_auth=args.demo_auth or None)
+    from govlab.engines import preload
+
+    preload()  # before it listens: the first search on Iceberg no longer waits ~0.5 s
     # uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit
     # instead lets atexit stop the workers and the embedded Redis.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
