@@ -65,7 +65,7 @@ QUERIES = {"broad": "", "narrow": "asthma"}
 PAGES = {"first": 1, "deep": 50}
 PAGE_SIZE = 20
 DEFAULT_REPEATS = {"tiny": 15, "small": 15, "medium": 9, "large": 5}
-DEFAULT_SEED_REPEATS = {"tiny": 3, "small": 5, "medium": 3, "large": 1}
+DEFAULT_SEED_REPEATS = {"tiny": 3, "small": 9, "medium": 3, "large": 1}
 HTTP_REQUESTS = 300
 HTTP_CASES = (("analyst", "narrow"), ("admin", "broad"))
 
