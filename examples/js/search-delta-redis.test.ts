@@ -110,6 +110,13 @@ function provider(fetch: typeof globalThis.fetch, token = 'token-a') {
   return new DeltaApiProvider({ url: `${URL_}/`, token, fetch });
 }
 
+/** A smart-search config file with this content, in a fresh temporary directory. */
+function configFile(content: unknown): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'delta-api-')), 'config.json');
+  writeFileSync(path, JSON.stringify(content));
+  return path;
+}
+
 const searches = (calls: Call[]) => calls.filter((c) => c.url.pathname === '/search');
 const range = (from: number, to: number) =>
   Array.from({ length: to - from + 1 }, (_, i) => from + i);
@@ -481,19 +488,14 @@ describe('fromConfig', () => {
   });
 
   it('defaults the url, lets overrides win, and requires a token', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'delta-api-'));
-    const path = join(dir, 'config.json');
-    writeFileSync(
-      path,
-      JSON.stringify({
-        database: {
-          type: 'delta-api',
-          connection: { url: '${GOVLAB_URL:-http://127.0.0.1:8000}', token: '${GOVLAB_TOKEN}' },
-          options: { dataset: 'financial', format: 'iceberg' },
-        },
-        search: { fallback: 'database' },
-      }),
-    );
+    const path = configFile({
+      database: {
+        type: 'delta-api',
+        connection: { url: '${GOVLAB_URL:-http://127.0.0.1:8000}', token: '${GOVLAB_TOKEN}' },
+        options: { dataset: 'financial', format: 'iceberg' },
+      },
+      search: { fallback: 'database' },
+    });
     const defaulted = fromConfig(path, { env: { GOVLAB_TOKEN: 't' } });
     expect(defaulted).toMatchObject({
       url: 'http://127.0.0.1:8000',
@@ -511,18 +513,13 @@ describe('fromConfig', () => {
   });
 
   it('carries options.exactTotal from the file to the request; an override wins', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'delta-api-'));
-    const path = join(dir, 'config.json');
-    writeFileSync(
-      path,
-      JSON.stringify({
-        database: {
-          type: 'delta-api',
-          connection: { url: URL_, token: '${GOVLAB_TOKEN}' },
-          options: { dataset: 'healthcare', exactTotal: true },
-        },
-      }),
-    );
+    const path = configFile({
+      database: {
+        type: 'delta-api',
+        connection: { url: URL_, token: '${GOVLAB_TOKEN}' },
+        options: { dataset: 'healthcare', exactTotal: true },
+      },
+    });
     const server = pagedServer(5);
     const exact = fromConfig(path, { env: { GOVLAB_TOKEN: 't' }, fetch: server.fetch });
     expect(exact.exactTotal).toBe(true);
