@@ -208,6 +208,7 @@ def bench_seed(data_dir: Path, size: str, fmt: str, repeats: int) -> dict[str, A
 def bench_search(
     data_dir: Path, size: str, formats: list[str], repeats: int
 ) -> list[dict[str, Any]]:
+    from benchmarks.check_fast_path import consistent_total
     from benchmarks.raw import RawTable
 
     settings = Settings.from_env(data_dir)
@@ -262,7 +263,7 @@ def bench_search(
                         agree[name] = (
                             res.keys == pk_values
                             and res.total == exact["total"]
-                            and _consistent_total(first, res.total)
+                            and consistent_total(first, res.total)
                         )
                     samples: dict[str, list[float]] = {name: [] for name in runners}
                     names = list(runners)
@@ -309,15 +310,6 @@ def bench_search(
                     results.append(row)
         raw.close()
     return results
-
-
-def _consistent_total(page: dict[str, Any], exact_total: int) -> bool:
-    """A default page's total is the exact total, or a lower bound flagged as one that
-    covers at least the rows up to the end of the page."""
-    if page.get("totalExact", True):
-        return page["total"] == exact_total
-    end = (page["page"] - 1) * page["pageSize"] + len(page["items"])
-    return end <= page["total"] <= exact_total
 
 
 # ---------------------------------------------------------------------- http

@@ -12,6 +12,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from govlab.errors import ConfigError
+
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "datasets" / "generated"
 SECRET_FILE = "secret.key"
 # Searches in the default order count matches exactly up to this many, then report a
@@ -52,9 +54,9 @@ def count_limit_from_env() -> int | None:
     try:
         limit = int(raw)
     except ValueError:
-        raise ValueError(f"GOVLAB_COUNT_LIMIT must be a whole number, not {raw!r}") from None
+        raise ConfigError(f"GOVLAB_COUNT_LIMIT must be a whole number, not {raw!r}") from None
     if limit < 0:
-        raise ValueError("GOVLAB_COUNT_LIMIT must be 0 (always exact) or more")
+        raise ConfigError("GOVLAB_COUNT_LIMIT must be 0 (always exact) or more")
     return limit or None
 
 

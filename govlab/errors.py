@@ -25,5 +25,9 @@ class BadRequest(GovlabError):
     """The caller asked for something malformed (unknown dataset, bad page, masked sort)."""
 
 
+class ConfigError(GovlabError, ValueError):
+    """A deployment setting (an environment variable) has a value govlab cannot use."""
+
+
 class TableNotFound(GovlabError):
     """The table has not been seeded in this format yet."""

@@ -104,6 +104,24 @@ def test_search_errors_are_one_line_on_stderr(
     assert len(err.strip().splitlines()) == 1 and err.startswith("govlab:") and needle in err
 
 
+def test_a_bad_count_limit_setting_is_one_line_on_stderr(
+    seeded: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOVLAB_COUNT_LIMIT", "lots")
+    code, out, err = run(
+        capsys,
+        "search",
+        "--dataset",
+        "healthcare",
+        "--role",
+        "admin",
+        "--data-dir",
+        str(seeded.data_dir),
+    )
+    assert code == 1 and out == ""
+    assert err.strip() == "govlab: GOVLAB_COUNT_LIMIT must be a whole number, not 'lots'"
+
+
 def test_search_on_an_unseeded_table_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

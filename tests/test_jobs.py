@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -154,9 +156,6 @@ def test_cancelling_a_running_job_keeps_the_old_version(client, writable, redis_
 def test_preload_imports_what_a_work_horse_would_import_per_job() -> None:
     """``govlab worker`` preloads before RQ forks a horse per job; without it every seed
     job would import delta-rs and PyIceberg again (most of a small seed's time)."""
-    import subprocess
-    import sys
-
     wanted = [
         "govlab.engines.delta",
         "govlab.engines.parquet",
