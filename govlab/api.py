@@ -2,7 +2,9 @@
 detokenize, audit and health.
 
 Identity comes only from a signed bearer token (or, in explicit demo mode, from the
-showcase's headers). Errors carry a message and never a traceback or a data value.
+showcase's headers). Every decision is the policy layer's (``govlab.policy.access``):
+a handler asks for a grant and acts on it. Errors carry a message and never a
+traceback or a data value; the access log names the path, never the query string.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any, Literal
@@ -23,13 +27,28 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from govlab import jobs, masks
 from govlab.audit import AuditLog
-from govlab.cache import PageCache, cache_ttl, cached_run
-from govlab.config import Settings
+from govlab.cache import PageCache, cached_run
+from govlab.config import (
+    Settings,
+    audit_query_mode,
+    cache_ttl,
+)
+from govlab.config import cors_origins as cors_origins_from_env
+from govlab.config import demo_auth as demo_auth_from_env
 from govlab.engines import FORMATS
-from govlab.errors import AccessDenied, BadRequest, GovlabError, PolicyError, TableNotFound
+from govlab.errors import (
+    AccessDenied,
+    BadRequest,
+    GovlabError,
+    PolicyError,
+    ServiceUnavailable,
+    TableNotFound,
+)
 from govlab.generators import DATASETS, SIZES
 from govlab.identity import InvalidToken, principal_from_demo_headers, verify_token
-from govlab.policy import AccessPlan, Principal
+from govlab.keys import DerivedKeys, derive_keys
+from govlab.policy import Principal
+from govlab.policy.access import AccessControl, Action, Grant
 from govlab.redis_server import redis_url
 from govlab.search import GovernedSearch, SearchQuery
 
@@ -42,14 +61,7 @@ assert set(Dataset.__args__) == set(DATASETS)  # type: ignore[attr-defined]
 assert set(Format.__args__) == set(FORMATS)  # type: ignore[attr-defined]
 assert set(Size.__args__) == set(SIZES)  # type: ignore[attr-defined]
 
-DEFAULT_ORIGINS = (
-    "http://localhost",
-    "http://127.0.0.1",
-    "http://localhost:8866",
-    "http://127.0.0.1:8866",
-    "http://localhost:3000",
-    "http://127.0.0.1:3000",
-)
+REDIS_DOWN = "Redis is not answering; jobs cannot be queued or read now (searches still work)"
 STATUS = {
     InvalidToken: 401,
     AccessDenied: 403,
@@ -57,6 +69,7 @@ STATUS = {
     jobs.JobNotFound: 404,
     BadRequest: 422,
     PolicyError: 422,
+    ServiceUnavailable: 503,
 }
 
 
@@ -68,7 +81,15 @@ class Services:
     cache: PageCache
     audit: AuditLog
     secret: bytes
+    keys: DerivedKeys
     demo_auth: bool
+
+    @property
+    def access(self) -> AccessControl:
+        return self.searcher.access
+
+    def authorize(self, principal: Principal, action: Action, dataset: str) -> Grant:
+        return self.access.authorize(principal, action, dataset)
 
 
 class SeedRequest(BaseModel):
@@ -88,6 +109,12 @@ class DetokenizeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dataset: Dataset
+    column: str | None = Field(
+        default=None,
+        max_length=64,
+        description="the column the tokens were minted for; unset: every column the "
+        "role may detokenize is tried (a token only ever opens in its own column)",
+    )
     tokens: list[str] = Field(min_length=1, max_length=200)
 
 
@@ -99,27 +126,37 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings.from_env()
     if demo_auth is None:
-        demo_auth = os.environ.get("GOVLAB_DEMO_AUTH") == "1"
+        demo_auth = demo_auth_from_env()
     url = redis_url_ or redis_url(settings)
     client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    secret = settings.secret_key()
+    keys = derive_keys(secret)
     services = Services(
         settings=settings,
         searcher=GovernedSearch(settings),
         redis=client,
         cache=PageCache(client, cache_ttl()),
-        audit=AuditLog(settings.data_dir / "audit" / "audit.jsonl", client),
-        secret=settings.secret_key(),
+        audit=AuditLog(
+            settings.data_dir / "audit" / "audit.jsonl", client, keys, audit_query_mode()
+        ),
+        secret=secret,
+        keys=keys,
         demo_auth=demo_auth,
     )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        services.audit.close()  # every record is already flushed; release the file
+
     app = FastAPI(
         title="govlab",
         version=_version("govlab"),
         description="Governed (RLS/CLS), masked, paginated search over lakehouse tables.",
+        lifespan=lifespan,
     )
     app.state.services = services
-    origins = cors_origins or tuple(
-        o for o in os.environ.get("GOVLAB_CORS_ORIGINS", ",".join(DEFAULT_ORIGINS)).split(",") if o
-    )
+    origins = cors_origins or cors_origins_from_env()
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(origins),
@@ -130,7 +167,29 @@ def create_app(
     )
     _install_error_handlers(app)
     _install_routes(app)
+    install_access_log_filter()
     return app
+
+
+class PathOnlyAccessLog(logging.Filter):
+    """uvicorn's access log prints the full path; search text and job ids stay out of it.
+
+    The audit keeps what a request asked for (fingerprinted); the access log needs only
+    the route and the status.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            client, method, path, http_version, status = args
+            record.args = (client, method, path.split("?", 1)[0], http_version, status)
+        return True
+
+
+def install_access_log_filter() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, PathOnlyAccessLog) for f in access.filters):
+        access.addFilter(PathOnlyAccessLog())
 
 
 def _version(package: str) -> str:
@@ -150,15 +209,26 @@ def _install_error_handlers(app: FastAPI) -> None:
             body["reasons"] = exc.reasons
         if status in (401, 403):
             services: Services = request.app.state.services
+            asked = exc.dataset or request.query_params.get("dataset")
             services.audit.record(
                 "denial",
                 "denied",
                 path=request.url.path,
                 reason=str(exc),
-                dataset=request.query_params.get("dataset"),
+                dataset=asked if asked in DATASETS else None,
             )
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if status == 503:
+            headers = {"Retry-After": "5"}
         return JSONResponse(body, status_code=status, headers=headers)
+
+    @app.exception_handler(redis.RedisError)
+    async def redis_down(request: Request, exc: redis.RedisError) -> JSONResponse:
+        """Jobs live in Redis: without it they cannot be queued or read, but nothing broke."""
+        log.warning("%s on %s: Redis unavailable", type(exc).__name__, request.url.path)
+        return JSONResponse(
+            {"error": "ServiceUnavailable", "detail": REDIS_DOWN}, 503, {"Retry-After": "5"}
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -211,15 +281,26 @@ def record_audit(
     services.audit.record(event, outcome, sub=principal.sub, role=role, **fields)
 
 
-def _plan(services: Services, dataset: str, principal: Principal) -> AccessPlan:
-    return services.searcher.plan(dataset, principal)[2]
+def _audit_grant(services: Services, grant: Grant, event: str, outcome: str, **fields: Any) -> None:
+    record_audit(
+        services, grant.principal, grant.role.id, event, outcome, dataset=grant.dataset, **fields
+    )
 
 
-def _require_editor(services: Services, dataset: str, principal: Principal) -> AccessPlan:
-    plan = _plan(services, dataset, principal)
-    if not plan.can_edit_policies:
-        raise AccessDenied(f"role {plan.role!r} may not edit {dataset} policies")
-    return plan
+def _job_grant(services: Services, principal: Principal, action: Action, job_id: str) -> Grant:
+    """Authorise against the job's own dataset and requester (404 for an unknown job)."""
+    owner = jobs.owner(services.redis, job_id)
+    return services.access.authorize(principal, action, owner.dataset, job=owner)
+
+
+def _detokenize_one(services: Services, grant: Grant, token: str, columns: list[str]) -> str:
+    """The token's value if it was minted for one of ``columns`` of this dataset."""
+    for column in columns:
+        try:
+            return masks.detokenize(token, services.keys.masks, grant.dataset, column)
+        except BadRequest:
+            continue
+    raise BadRequest("not a valid token for a column this role may detokenize")
 
 
 # ------------------------------------------------------------------ routes
@@ -243,41 +324,24 @@ def _install_routes(app: FastAPI) -> None:
 
     @app.post("/seed", status_code=202)
     def seed(body: SeedRequest, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
-        plan = _plan(services, body.dataset, principal)
+        grant = services.authorize(principal, Action.SEED, body.dataset)
         if body.governance_config is not None:
-            if not plan.can_edit_policies:
-                raise AccessDenied(f"role {plan.role!r} may not install a governance config")
-            number, loaded = services.searcher.policies.put(body.dataset, body.governance_config)
-            record_audit(
+            edit = services.authorize(principal, Action.EDIT_POLICY, body.dataset)
+            number, loaded = services.searcher.policies.put(edit, body.governance_config)
+            _audit_grant(
                 services,
-                principal,
-                plan.role,
+                edit,
                 "policy_edit",
                 "accepted",
-                dataset=body.dataset,
                 policyVersion=loaded.version,
                 revision=number,
                 via="seed",
             )
         job_id = jobs.enqueue_seed(
-            services.redis,
-            services.settings,
-            body.dataset,
-            body.size,
-            body.format,
-            body.seed,
-            principal.sub,
+            services.redis, services.settings, grant, body.size, body.format, body.seed
         )
-        record_audit(
-            services,
-            principal,
-            plan.role,
-            "seed",
-            "queued",
-            dataset=body.dataset,
-            format=body.format,
-            size=body.size,
-            jobId=job_id,
+        _audit_grant(
+            services, grant, "seed", "queued", format=body.format, size=body.size, jobId=job_id
         )
         return {"jobId": job_id}
 
@@ -287,11 +351,15 @@ def _install_routes(app: FastAPI) -> None:
         principal: PrincipalDep,
         job_id: Annotated[str, Query(alias="jobId", max_length=64)],
     ) -> dict[str, Any]:
-        return jobs.progress(services.redis, job_id)
+        grant = _job_grant(services, principal, Action.READ_JOB, job_id)
+        return jobs.progress(services.redis, grant, job_id)
 
     @app.delete("/jobs/{job_id}")
     def cancel_job(job_id: str, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
-        return jobs.cancel(services.redis, job_id)
+        grant = _job_grant(services, principal, Action.CANCEL_JOB, job_id)
+        record = jobs.cancel(services.redis, grant, job_id)
+        _audit_grant(services, grant, "job_cancel", str(record["status"]), jobId=job_id)
+        return record
 
     @app.get("/search")
     def search(
@@ -333,7 +401,7 @@ def _install_routes(app: FastAPI) -> None:
             "ok",
             dataset=dataset,
             format=format,
-            q=query.q,
+            **services.audit.query_fields(query.q),
             policyVersion=page_data["policyVersion"],
             tableVersion=page_data["tableVersion"],
             filter=prepared.plan.filter_sql,
@@ -370,23 +438,15 @@ def _install_routes(app: FastAPI) -> None:
     def get_policy(
         dataset: Dataset, services: ServicesDep, principal: PrincipalDep
     ) -> dict[str, Any]:
-        plan = _plan(services, dataset, principal)
-        loaded = services.searcher.policies.current(dataset)
+        grant = services.authorize(principal, Action.READ_POLICY, dataset)
+        loaded = grant.policy
         revisions = services.searcher.policies.revisions(dataset)
-        record_audit(
-            services,
-            principal,
-            plan.role,
-            "policy_read",
-            "ok",
-            dataset=dataset,
-            policyVersion=loaded.version,
-        )
+        _audit_grant(services, grant, "policy_read", "ok", policyVersion=loaded.version)
         return {
             "dataset": dataset,
             "policyVersion": loaded.version,
             "revision": revisions[-1].number if revisions else 0,
-            "canEdit": plan.can_edit_policies,
+            "canEdit": services.access.permits(principal, Action.EDIT_POLICY, dataset),
             "yaml": loaded.text,
         }
 
@@ -397,27 +457,17 @@ def _install_routes(app: FastAPI) -> None:
         principal: PrincipalDep,
         text: Annotated[str, Body(media_type="application/yaml", max_length=256_000)],
     ) -> dict[str, Any]:
-        plan = _require_editor(services, dataset, principal)
+        grant = services.authorize(principal, Action.EDIT_POLICY, dataset)
         try:
-            number, loaded = services.searcher.policies.put(dataset, text)
+            number, loaded = services.searcher.policies.put(grant, text)
         except PolicyError as exc:
-            record_audit(
-                services,
-                principal,
-                plan.role,
-                "policy_edit",
-                "rejected",
-                dataset=dataset,
-                reasons=exc.reasons,
-            )
+            _audit_grant(services, grant, "policy_edit", "rejected", reasons=exc.reasons)
             raise
-        record_audit(
+        _audit_grant(
             services,
-            principal,
-            plan.role,
+            grant,
             "policy_edit",
             "accepted",
-            dataset=dataset,
             policyVersion=loaded.version,
             revision=number,
         )
@@ -427,19 +477,13 @@ def _install_routes(app: FastAPI) -> None:
     def detokenize(
         body: DetokenizeRequest, services: ServicesDep, principal: PrincipalDep
     ) -> dict[str, Any]:
-        plan = _plan(services, body.dataset, principal)
-        if not plan.can_detokenize:
-            raise AccessDenied(f"role {plan.role!r} may not detokenize")
-        values = [masks.detokenize(t, services.secret) for t in body.tokens]
-        record_audit(
-            services,
-            principal,
-            plan.role,
-            "detokenize",
-            "ok",
-            dataset=body.dataset,
-            count=len(values),
-        )
+        grant = services.authorize(principal, Action.DETOKENIZE, body.dataset)
+        if body.column is not None:
+            columns = [grant.require_column(body.column)]
+        else:
+            columns = sorted(grant.columns or ())
+        values = [_detokenize_one(services, grant, t, columns) for t in body.tokens]
+        _audit_grant(services, grant, "detokenize", "ok", columns=columns, count=len(values))
         return {"values": values}
 
     @app.get("/audit")
@@ -449,5 +493,6 @@ def _install_routes(app: FastAPI) -> None:
         dataset: Dataset,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
-        _require_editor(services, dataset, principal)
-        return {"entries": services.audit.recent(limit)}
+        grant = services.authorize(principal, Action.READ_AUDIT, dataset)
+        _audit_grant(services, grant, "audit_read", "ok", limit=limit)
+        return {"entries": services.audit.recent(dataset, limit)}

@@ -1,23 +1,27 @@
 """The Redis page cache: masked pages only, keyed so no principal gets another's page.
 
-The key hashes every input a page depends on: dataset, format, table version, policy
-version, role, the canonical attribute set, the normalised query, sort, page and page
-size. A reseed or a policy edit changes a version, so old pages become unreachable at
-once (and expire by TTL). Redis trouble never fails a search: it is served from the
-tables with ``cache: "bypass"``.
+The key is an HMAC (under the HKDF-derived cache key) of every input a page depends
+on: dataset, format, table version, policy version, role, the canonical attribute set,
+the normalised query, sort, page and page size, and a fingerprint of the masking keys.
+A reseed, a policy edit or a key rotation changes an input, so old pages become
+unreachable at once (and expire by TTL); a key name reveals none of its inputs.
+Redis trouble never fails a search: it is served from the tables with
+``cache: "bypass"``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import redis
 
+from govlab.config import cache_ttl
+from govlab.keys import DerivedKeys
 from govlab.policy import Principal
 from govlab.search import GovernedSearch, Prepared, SearchQuery
 
@@ -26,14 +30,12 @@ log = logging.getLogger(__name__)
 CacheStatus = Literal["hit", "miss", "bypass"]
 KEY_PREFIX = "govlab:page:"
 DEFAULT_TTL_S = 300
+__all__ = ["CacheStatus", "PageCache", "cache_ttl", "cached_run", "cached_search", "page_key"]
 
 
-def cache_ttl() -> int:
-    return int(os.environ.get("GOVLAB_CACHE_TTL", DEFAULT_TTL_S))
-
-
-def page_key(prepared: Prepared, principal: Principal) -> str:
+def page_key(prepared: Prepared, principal: Principal, keys: DerivedKeys) -> str:
     parts = {
+        "masks": keys.mask_fingerprint,
         "dataset": prepared.spec.name,
         "format": prepared.engine.name,
         "table": prepared.version,
@@ -47,7 +49,8 @@ def page_key(prepared: Prepared, principal: Principal) -> str:
         "countLimit": prepared.count_limit,
     }
     canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
-    return KEY_PREFIX + hashlib.sha256(canonical.encode()).hexdigest()
+    digest = hmac.new(keys.cache, canonical.encode(), hashlib.sha256).hexdigest()
+    return KEY_PREFIX + digest
 
 
 @dataclass
@@ -83,7 +86,7 @@ def cached_run(
     searcher: GovernedSearch, cache: PageCache, prepared: Prepared, principal: Principal
 ) -> tuple[dict[str, Any], CacheStatus]:
     """The cache around ``searcher.run`` for a request already prepared (and checked)."""
-    key = page_key(prepared, principal)
+    key = page_key(prepared, principal, searcher.keys)
     try:
         page = cache.get(key)
     except redis.RedisError as exc:

@@ -24,17 +24,27 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def parse_attrs(pairs: Sequence[str] | None) -> dict[str, Any]:
-    """``K=V`` pairs; V is JSON when it parses (lists, numbers, booleans), else a string."""
+    """``K=V`` pairs; V is JSON when it parses (lists, numbers, booleans), else a string.
+
+    JSON's ``NaN``/``Infinity`` are refused, not read as numbers: a NaN compares false
+    with everything, so ``not (${user.x} < 3)`` would open every row.
+    """
     attrs: dict[str, Any] = {}
     for pair in pairs or ():
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise GovlabError(f"--attr expects KEY=VALUE, got {pair!r}")
         try:
-            attrs[key] = json.loads(raw)
+            attrs[key] = json.loads(raw, parse_constant=_refuse_constant)
         except json.JSONDecodeError:
             attrs[key] = raw
+        except ValueError:
+            raise GovlabError(f"--attr {key}: NaN and Infinity are not accepted") from None
     return attrs
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(name)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -104,11 +114,11 @@ def cmd_policy_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_policy_explain(args: argparse.Namespace) -> int:
-    from govlab.generators import get_dataset
-    from govlab.policy import compile_access
+    from govlab.policy.access import Action, authorize
 
     loaded = _policy(args)
-    plan = compile_access(loaded, get_dataset(loaded.policy.dataset), _principal(args))
+    grant = authorize(loaded, _principal(args), Action.SEARCH, loaded.policy.dataset)
+    plan = grant.bound_plan
     print(f"role:       {plan.role}")
     print(f"row filter: {plan.filter_sql}")
     print("masks:" + ("" if plan.masks else "      (none)"))
@@ -193,16 +203,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """API plus a background worker, sharing one Redis (embedded unless REDIS_URL is set)."""
     import atexit
-    import os
     import signal
     import subprocess
 
     import uvicorn
 
     from govlab.api import create_app
+    from govlab.config import api_port
     from govlab.redis_server import redis_url
 
     settings = _settings(args)
+    port = args.port or api_port()
     os.environ["GOVLAB_DATA_DIR"] = str(settings.data_dir)
     os.environ["REDIS_URL"] = redis_url(settings)
     if args.demo_auth:
@@ -219,7 +230,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit
     # instead lets atexit stop the workers and the embedded Redis.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(app, host=args.host, port=port, log_level=args.log_level)
     return 0
 
 
@@ -261,7 +272,7 @@ def _register_service_commands(add: Callable[..., argparse.ArgumentParser]) -> N
 
     serve = add("serve", cmd_serve, "serve the HTTP API (and a worker, and Redis if needed)")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT_DELTA_API", "8000")))
+    serve.add_argument("--port", type=int, help="default: PORT_DELTA_API, else 8000")
     serve.add_argument("--workers", type=int, default=1, help="background seeding workers")
     serve.add_argument(
         "--demo-auth",
@@ -273,8 +284,11 @@ def _register_service_commands(add: Callable[..., argparse.ArgumentParser]) -> N
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from govlab.config import check_environment
+
     args = build_parser().parse_args(argv)
     try:
+        check_environment()
         return int(args.handler(args))
     except PolicyError as exc:
         print(f"govlab: invalid policy: {exc}", file=sys.stderr)

@@ -16,10 +16,11 @@ from typing import Any
 
 import httpx
 
-from govlab.config import Settings
+from govlab.config import DEFAULT_API_URL, Settings, api_url
 from govlab.identity import mint_token
 
-DEFAULT_URL = os.environ.get("GOVLAB_URL", "http://127.0.0.1:8000")
+#: Where the API is when ``GOVLAB_API_URL`` is unset (the one name for it everywhere).
+DEFAULT_URL = DEFAULT_API_URL
 START_TIMEOUT_S = 60.0
 
 
@@ -41,7 +42,7 @@ class ApiError(Exception):
 
 @dataclass
 class GovlabClient:
-    base_url: str = DEFAULT_URL
+    base_url: str = field(default_factory=api_url)
     token: str | None = None
     timeout_s: float = 30.0
     settings: Settings | None = field(default=None, repr=False)
@@ -55,13 +56,13 @@ class GovlabClient:
         cls,
         role: str,
         attrs: dict[str, Any] | None = None,
-        base_url: str = DEFAULT_URL,
+        base_url: str | None = None,
         settings: Settings | None = None,
         ttl_s: int = 3600,
     ) -> GovlabClient:
         settings = settings or Settings.from_env()
         token = mint_token(settings.secret_key(), role, attrs or {}, f"{role}-lab", ttl_s)
-        return cls(base_url, token, settings=settings)
+        return cls(base_url or api_url(), token, settings=settings)
 
     def with_role(self, role: str, attrs: dict[str, Any] | None = None) -> GovlabClient:
         """Same server and signing secret, another principal."""
@@ -158,8 +159,10 @@ class GovlabClient:
             "PUT", f"/policies/{dataset}", content=yaml_text, headers=headers
         ).json()
 
-    def detokenize(self, dataset: str, tokens: list[str]) -> list[str]:
-        body = {"dataset": dataset, "tokens": tokens}
+    def detokenize(self, dataset: str, tokens: list[str], column: str | None = None) -> list[str]:
+        body: dict[str, Any] = {"dataset": dataset, "tokens": tokens}
+        if column is not None:
+            body["column"] = column
         return self._request("POST", "/detokenize", json=body).json()["values"]
 
     def audit(self, dataset: str, limit: int = 100) -> list[dict[str, Any]]:
@@ -191,9 +194,10 @@ def is_up(url: str) -> bool:
 
 
 def ensure_server(
-    url: str = DEFAULT_URL, data_dir: str | None = None, log_path: str | None = None
+    url: str | None = None, data_dir: str | None = None, log_path: str | None = None
 ) -> LocalServer:
-    """Reuse a server answering at url, else start one there in the background."""
+    """Reuse a server answering at url (default ``GOVLAB_API_URL``), else start one there."""
+    url = url or api_url()
     if is_up(url):
         return LocalServer(url, None)
     host, _, port = url.removeprefix("http://").partition(":")

@@ -1,8 +1,26 @@
-"""Where data lives and which secret signs and masks it.
+"""Every deployment setting govlab reads from the environment, read here and only here.
 
-Every path is derived from one data root so a deployment is one directory to back up;
-the per-format variables of the original showcase (DELTA_DIR, PARQUET_DIR, ICEBERG_DIR)
-override single formats when set.
+A value govlab cannot use is a :class:`~govlab.errors.ConfigError` naming the variable
+(the CLI prints it as one line and exits 1), never a traceback and never a silent
+default. Every path is derived from one data root so a deployment is one directory to
+back up; the per-format variables of the original showcase (DELTA_DIR, PARQUET_DIR,
+ICEBERG_DIR) override single formats when set.
+
+| variable | meaning | default |
+|---|---|---|
+| ``GOVLAB_DATA_DIR`` | data root | ``datasets/generated`` |
+| ``DELTA_DIR`` / ``PARQUET_DIR`` / ``ICEBERG_DIR`` | one format elsewhere | under the root |
+| ``GOVLAB_SECRET`` | deployment secret, >= 32 bytes | generated once, mode 0600 |
+| ``GOVLAB_GOVERNANCE_DIR`` | shipped policies | ``governance/`` |
+| ``REDIS_URL`` | Redis | an embedded server |
+| ``GOVLAB_API_URL`` | where clients find the API | ``http://127.0.0.1:8000`` |
+| ``PORT_DELTA_API`` | ``govlab serve`` port | 8000 |
+| ``GOVLAB_CACHE_TTL`` | page cache lifetime, seconds | 300 |
+| ``GOVLAB_COUNT_LIMIT`` | exact count bound, 0 = always exact | 10,000 |
+| ``GOVLAB_CORS_ORIGINS`` | comma-separated origins | localhost |
+| ``GOVLAB_DEMO_AUTH`` | ``1``: accept unsigned demo headers | off |
+| ``GOVLAB_AUDIT_QUERY`` | ``fingerprint``, ``full`` or ``none`` | ``fingerprint`` |
+| ``GOVLAB_JOB_STALE_S`` | a running job silent this long has lost its worker | 120 |
 """
 
 from __future__ import annotations
@@ -11,14 +29,60 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from govlab.errors import ConfigError
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "datasets" / "generated"
+DEFAULT_GOVERNANCE_DIR = Path(__file__).resolve().parent.parent / "governance"
 SECRET_FILE = "secret.key"
+MIN_SECRET_BYTES = 32
 # Searches in the default order count matches exactly up to this many, then report a
 # lower bound (``totalExact: false``) rather than scan the rest of the table.
 DEFAULT_COUNT_LIMIT = 10_000
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+DEFAULT_PORT = 8000
+DEFAULT_CACHE_TTL_S = 300
+DEFAULT_JOB_STALE_S = 120
+DEFAULT_ORIGINS = (
+    "http://localhost",
+    "http://127.0.0.1",
+    "http://localhost:8866",
+    "http://127.0.0.1:8866",
+    "http://localhost:3000",
+    "http://127.0.0.1:3000",
+)
+AuditQuery = Literal["fingerprint", "full", "none"]
+AUDIT_QUERY_MODES: tuple[AuditQuery, ...] = ("fingerprint", "full", "none")
+
+
+def env_text(name: str) -> str | None:
+    """The variable's value, or None when unset or blank."""
+    raw = os.environ.get(name, "").strip()
+    return raw or None
+
+
+def env_int(name: str, default: int, low: int, high: int, hint: str = "") -> int:
+    raw = env_text(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        extra = f" ({hint})" if hint else ""
+        raise ConfigError(f"{name} must be a whole number{extra}, not {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, not {value}")
+    return value
+
+
+def env_flag(name: str) -> bool:
+    raw = env_text(name)
+    if raw is None or raw.lower() in ("0", "false", "no", "off"):
+        return False
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name} must be 1 or 0, not {raw!r}")
 
 
 @dataclass(frozen=True)
@@ -28,11 +92,11 @@ class Settings:
 
     @classmethod
     def from_env(cls, data_dir: str | Path | None = None) -> Settings:
-        root = data_dir or os.environ.get("GOVLAB_DATA_DIR") or DEFAULT_DATA_DIR
+        root = data_dir or env_text("GOVLAB_DATA_DIR") or DEFAULT_DATA_DIR
         return cls(data_dir=Path(root).expanduser().resolve(), count_limit=count_limit_from_env())
 
     def format_dir(self, fmt: str) -> Path:
-        override = os.environ.get(f"{fmt.upper()}_DIR")
+        override = env_text(f"{fmt.upper()}_DIR")
         return Path(override).resolve() if override else self.data_dir / fmt
 
     @property
@@ -44,30 +108,107 @@ class Settings:
 
 
 def count_limit_from_env() -> int | None:
-    """GOVLAB_COUNT_LIMIT: count exactly up to this many matches; 0 means always exact.
-
-    A bad value stops the process at start-up rather than silently picking a default.
-    """
-    raw = os.environ.get("GOVLAB_COUNT_LIMIT", "").strip()
-    if not raw:
-        return DEFAULT_COUNT_LIMIT
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise ConfigError(f"GOVLAB_COUNT_LIMIT must be a whole number, not {raw!r}") from None
-    if limit < 0:
-        raise ConfigError("GOVLAB_COUNT_LIMIT must be 0 (always exact) or more")
+    """GOVLAB_COUNT_LIMIT: count exactly up to this many matches; 0 means always exact."""
+    limit = env_int("GOVLAB_COUNT_LIMIT", DEFAULT_COUNT_LIMIT, 0, 2**62, "0 is always exact")
     return limit or None
+
+
+def cache_ttl() -> int:
+    return env_int("GOVLAB_CACHE_TTL", DEFAULT_CACHE_TTL_S, 1, 30 * 24 * 3600, "seconds")
+
+
+def api_port() -> int:
+    return env_int("PORT_DELTA_API", DEFAULT_PORT, 1, 65535)
+
+
+def api_url() -> str:
+    url = env_text("GOVLAB_API_URL") or DEFAULT_API_URL
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"GOVLAB_API_URL must start with http:// or https://, not {url!r}")
+    return url.rstrip("/")
+
+
+def redis_url_from_env() -> str | None:
+    url = env_text("REDIS_URL")
+    if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
+    return url
+
+
+def cors_origins() -> tuple[str, ...]:
+    raw = env_text("GOVLAB_CORS_ORIGINS")
+    if raw is None:
+        return DEFAULT_ORIGINS
+    origins = tuple(o.strip() for o in raw.split(",") if o.strip())
+    if "*" in origins:
+        raise ConfigError("GOVLAB_CORS_ORIGINS must list origins; '*' is not accepted")
+    return origins
+
+
+def demo_auth() -> bool:
+    return env_flag("GOVLAB_DEMO_AUTH")
+
+
+def governance_dir() -> Path:
+    return Path(env_text("GOVLAB_GOVERNANCE_DIR") or DEFAULT_GOVERNANCE_DIR)
+
+
+def audit_query_mode() -> AuditQuery:
+    raw = (env_text("GOVLAB_AUDIT_QUERY") or "fingerprint").lower()
+    for mode in AUDIT_QUERY_MODES:
+        if raw == mode:
+            return mode
+    raise ConfigError(f"GOVLAB_AUDIT_QUERY must be one of {', '.join(AUDIT_QUERY_MODES)}")
+
+
+def job_stale_s() -> int:
+    return env_int("GOVLAB_JOB_STALE_S", DEFAULT_JOB_STALE_S, 1, 24 * 3600, "seconds")
+
+
+def check_environment() -> None:
+    """Read every variable once, so a bad value stops any command before it starts work
+    (a server, a seed) with one line naming the variable."""
+    count_limit_from_env()
+    cache_ttl()
+    api_port()
+    api_url()
+    redis_url_from_env()
+    cors_origins()
+    demo_auth()
+    audit_query_mode()
+    job_stale_s()
+    secret = os.environ.get("GOVLAB_SECRET")
+    if secret:
+        _check_secret_length(secret.encode(), "GOVLAB_SECRET")
 
 
 def load_secret(data_dir: Path) -> bytes:
     """Return the deployment secret: GOVLAB_SECRET, else a key generated once with mode 0600.
 
-    The key is created with O_EXCL so two processes starting together agree on one key.
+    Every key govlab uses is derived from this one (``govlab.keys``), so it must carry
+    enough entropy: fewer than 32 bytes is refused. The key file is created with O_EXCL
+    so two processes starting together agree on one key.
     """
     env = os.environ.get("GOVLAB_SECRET")
     if env:
-        return env.encode()
+        secret = env.encode()
+        source = "GOVLAB_SECRET"
+    else:
+        secret = _secret_file(data_dir).read_text().strip().encode()
+        source = str(data_dir / SECRET_FILE)
+    return _check_secret_length(secret, source)
+
+
+def _check_secret_length(secret: bytes, source: str) -> bytes:
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"{source} is {len(secret)} bytes; the deployment secret needs at least "
+            f"{MIN_SECRET_BYTES} (e.g. python -c 'import secrets; print(secrets.token_hex(32))')"
+        )
+    return secret
+
+
+def _secret_file(data_dir: Path) -> Path:
     path = data_dir / SECRET_FILE
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -78,4 +219,4 @@ def load_secret(data_dir: Path) -> bytes:
         else:
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_hex(32))
-    return path.read_text().strip().encode()
+    return path

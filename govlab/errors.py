@@ -8,6 +8,9 @@ quote a raw value of a data column: they name columns, roles, masks and attribut
 class GovlabError(Exception):
     """Base class: an error whose message is safe to show to the caller."""
 
+    #: The dataset the refused request was about, when known (the audit files it there).
+    dataset: str | None = None
+
 
 class PolicyError(GovlabError):
     """The policy text or model is invalid (parse, schema or mask errors)."""
@@ -19,6 +22,10 @@ class PolicyError(GovlabError):
 
 class AccessDenied(GovlabError):
     """The principal may not see this data (unknown role, missing or ill-shaped attribute)."""
+
+
+class ServiceUnavailable(GovlabError):
+    """A dependency (Redis) is not answering; the request may succeed later (HTTP 503)."""
 
 
 class BadRequest(GovlabError):

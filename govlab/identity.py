@@ -1,15 +1,16 @@
 """Signed identity: who a request is from is read from an HS256 token, never a header.
 
-Tokens carry ``sub``, ``role``, ``attrs`` and ``exp``, signed with a key derived from
-the deployment secret (so the signing key differs from the masking keys). Only the
+Tokens carry ``sub``, ``role``, ``attrs`` and ``exp``, signed with the HKDF-derived
+``jwt`` key (``govlab.keys``: apart from every masking key). Attributes are checked
+when a token is minted and again when it is verified (``govlab.policy.attributes``):
+a signature vouches for who issued a claim, not that the claim is usable. Only the
 demo mode reads the original showcase's ``X-User-Role`` / ``X-User-Context`` headers.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from typing import Any
 import jwt
 
 from govlab.errors import GovlabError
+from govlab.keys import derive_keys
 from govlab.policy import Principal
 
 ALGORITHM = "HS256"
@@ -33,7 +35,7 @@ class InvalidToken(GovlabError):
 
 
 def signing_key(secret: bytes) -> bytes:
-    return hmac.new(secret, b"govlab-jwt-signing", hashlib.sha256).digest()
+    return derive_keys(secret).jwt
 
 
 def parse_ttl(text: str) -> int:
@@ -54,10 +56,11 @@ def mint_token(
     ttl_s: int = DEFAULT_TTL_S,
 ) -> str:
     now = int(time.time())
+    principal = Principal(role=role, attrs=dict(attrs or {}), sub=sub or f"{role}-user")
     claims = {
-        "sub": sub or f"{role}-user",
-        "role": role,
-        "attrs": dict(attrs or {}),
+        "sub": principal.sub,
+        "role": principal.role,
+        "attrs": dict(principal.attrs),
         "iat": now,
         "exp": now + ttl_s,
         "iss": ISSUER,
@@ -77,9 +80,19 @@ def verify_token(secret: bytes, token: str) -> Principal:
         )
     except jwt.ExpiredSignatureError:
         raise InvalidToken("token expired") from None
-    except jwt.PyJWTError:
+    except (jwt.PyJWTError, ValueError, OverflowError):
         raise InvalidToken("invalid token") from None
+    for claim in ("exp", "iat", "nbf"):
+        if claim in claims and not _is_time(claims[claim]):
+            raise InvalidToken(f"token claim {claim!r} must be a number of seconds")
     return _principal_from(claims.get("role"), claims.get("attrs", {}), claims.get("sub"))
+
+
+def _is_time(value: Any) -> bool:
+    """PyJWT accepts a numeric *string* as ``exp``; a token's times must be numbers."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value)
 
 
 def principal_from_demo_headers(role: str | None, context: str | None) -> Principal:
@@ -96,4 +109,6 @@ def _principal_from(role: Any, attrs: Any, sub: Any) -> Principal:
         raise InvalidToken("token has no role")
     if not isinstance(attrs, dict):
         raise InvalidToken("token attrs must be an object")
-    return Principal(role=role, attrs=attrs, sub=str(sub))
+    if not isinstance(sub, str):
+        raise InvalidToken("token sub must be a string")
+    return Principal(role=role, attrs=attrs, sub=sub)  # checks the attributes: 403

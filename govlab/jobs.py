@@ -3,6 +3,13 @@
 The record is a Redis hash ``govlab:job:<id>`` written by the worker as rows land:
 status, pct, rows written, rate and ETA. Cancelling sets a flag the worker checks at
 each batch; the engine then aborts the write, so the previous table version stays.
+
+A job is bound to its dataset and to who asked (subject and role): enqueueing takes a
+``seed`` grant, and reading or cancelling a job is authorised against its
+:class:`~govlab.policy.access.JobOwner`. A worker that dies (killed horse, OOM) cannot
+report its own death, so reading a job reconciles the record with RQ's status and with
+the time since its last sign of life: a running job that RQ has failed or stopped, or
+that has been silent for ``GOVLAB_JOB_STALE_S``, is reported ``failed``.
 """
 
 from __future__ import annotations
@@ -11,14 +18,18 @@ import contextlib
 import logging
 import time
 import uuid
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import redis
 from rq import Queue, get_current_job
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 
-from govlab.config import Settings
+from govlab.config import Settings, job_stale_s
 from govlab.errors import GovlabError
+from govlab.policy.access import Action, Grant, JobOwner
 
 log = logging.getLogger(__name__)
 QUEUE = "govlab-seed"
@@ -26,6 +37,9 @@ JOB_PREFIX = "govlab:job:"
 RECORD_TTL_S = 7 * 24 * 3600
 JOB_TIMEOUT_S = 3 * 3600
 TERMINAL = {"completed", "failed", "cancelled"}
+_DEAD_RQ_STATES = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+#: Fields that bind a job to its requester: used to authorise, never shown.
+_OWNER_FIELDS = ("requestedRole", "cancelRequested")
 PREWARM_QUERIES = {"healthcare": ("", "asthma"), "ecommerce": ("",), "financial": ("",)}
 
 
@@ -44,12 +58,14 @@ def record_key(job_id: str) -> str:
 def enqueue_seed(
     client: redis.Redis,
     settings: Settings,
-    dataset: str,
+    grant: Grant,
     size: str,
     fmt: str,
     seed: int = 42,
-    principal_sub: str = "api",
 ) -> str:
+    """Queue a seed of ``grant.dataset``; only a ``seed`` grant can."""
+    dataset = grant.dataset
+    grant.require(Action.SEED, dataset)
     job_id = uuid.uuid4().hex
     _write(
         client,
@@ -65,7 +81,8 @@ def enqueue_seed(
             "dataset": dataset,
             "size": size,
             "format": fmt,
-            "requestedBy": principal_sub,
+            "requestedBy": grant.principal.sub,
+            "requestedRole": grant.principal.role,
             "createdAt": time.time(),
         },
     )
@@ -87,27 +104,80 @@ def enqueue_seed(
     return job_id
 
 
-def progress(client: redis.Redis, job_id: str) -> dict[str, Any]:
-    raw = client.hgetall(record_key(job_id))
-    if not raw:
-        raise JobNotFound(f"unknown job {job_id!r}")
-    record = {k.decode(): _decode(k.decode(), v) for k, v in raw.items()}
-    record.pop("cancelRequested", None)
-    return record
+def owner(client: redis.Redis, job_id: str) -> JobOwner:
+    """Who a job belongs to, to authorise a read or a cancel (404 for an unknown job)."""
+    record = _read(client, job_id)
+    return JobOwner(
+        job_id=job_id,
+        sub=str(record.get("requestedBy") or ""),
+        role=str(record.get("requestedRole") or ""),
+        dataset=str(record.get("dataset") or ""),
+    )
 
 
-def cancel(client: redis.Redis, job_id: str) -> dict[str, Any]:
-    record = progress(client, job_id)
+def progress(client: redis.Redis, grant: Grant, job_id: str) -> dict[str, Any]:
+    """The job's public record, reconciled with RQ; needs a ``job.read`` grant."""
+    grant.require_job(Action.READ_JOB, job_id)
+    record = _reconcile(client, job_id, _read(client, job_id))
+    return _public(record)
+
+
+def cancel(client: redis.Redis, grant: Grant, job_id: str) -> dict[str, Any]:
+    grant.require_job(Action.CANCEL_JOB, job_id)
+    record = _reconcile(client, job_id, _read(client, job_id))
     if record["status"] in TERMINAL:
-        return record
+        return _public(record)
     client.hset(record_key(job_id), "cancelRequested", "1")
     if record["status"] == "queued":
         _write(client, job_id, {"status": "cancelled"})
-        from rq.job import Job
-
         with contextlib.suppress(Exception):
-            Job.fetch(job_id, connection=client).cancel()
-    return progress(client, job_id)
+            Job.fetch(job_id, connection=client).cancel()  # rq: not an access decision
+    return _public(_read(client, job_id))
+
+
+def _read(client: redis.Redis, job_id: str) -> dict[str, Any]:
+    raw = client.hgetall(record_key(job_id))
+    if not raw:
+        raise JobNotFound(f"unknown job {job_id!r}")
+    return {k.decode(): _decode(k.decode(), v) for k, v in raw.items()}
+
+
+def _public(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in _OWNER_FIELDS}
+
+
+def _reconcile(client: redis.Redis, job_id: str, record: dict[str, Any]) -> dict[str, Any]:
+    """Mark a job whose worker is gone as failed; the record otherwise stays as written."""
+    if record["status"] in TERMINAL:
+        return record
+    reason = _lost_reason(client, job_id, record)
+    if reason is None:
+        return record
+    log.warning("seed job %s lost: %s", job_id, reason)
+    _write(client, job_id, {"status": "failed", "error": reason, "finishedAt": time.time()})
+    return _read(client, job_id)
+
+
+def _lost_reason(client: redis.Redis, job_id: str, record: dict[str, Any]) -> str | None:
+    try:
+        job: Job | None = Job.fetch(job_id, connection=client)
+    except NoSuchJobError:
+        job = None
+    if job is None:
+        return "the job is no longer on the queue (its worker or Redis lost it)"
+    status = job.get_status(refresh=False)
+    if status in _DEAD_RQ_STATES:
+        return f"the worker stopped the job ({status.value}: killed, out of memory or timed out)"
+    if record["status"] != "running":
+        return None  # queued: waiting for a worker is not a failure
+    beats = [record.get("updatedAt") or 0, record.get("startedAt") or 0]
+    if job.last_heartbeat is not None:
+        beats.append(job.last_heartbeat.replace(tzinfo=UTC).timestamp())
+    silent = time.time() - max(float(b) for b in beats)
+    stale = job_stale_s()
+    if silent > stale:
+        return f"no sign of life from the worker for {int(silent)} s (limit {stale} s)"
+    return None
 
 
 def run_seed_job(job_id: str, dataset: str, size: str, fmt: str, seed: int, data_dir: str) -> int:
@@ -144,6 +214,9 @@ def run_seed_job(job_id: str, dataset: str, size: str, fmt: str, seed: int, data
         info = seed_table(dataset, size, fmt, settings, seed, report)
     except JobCancelled:
         _write(client, job_id, {"status": "cancelled"})
+        return -1
+    except GovlabError as exc:  # refused, not crashed: recorded, no traceback
+        _write(client, job_id, {"status": "failed", "error": _safe_error(exc)})
         return -1
     except Exception as exc:
         _write(client, job_id, {"status": "failed", "error": _safe_error(exc)})
@@ -197,6 +270,7 @@ def _safe_error(exc: BaseException) -> str:
 def _write(client: redis.Redis, job_id: str, fields: dict[str, Any]) -> None:
     key = record_key(job_id)
     encoded = {k: ("" if v is None else str(v)) for k, v in fields.items()}
+    encoded["updatedAt"] = str(time.time())
     pipe = client.pipeline()
     pipe.hset(key, mapping=encoded)
     pipe.expire(key, RECORD_TTL_S)
@@ -214,6 +288,7 @@ _NUMERIC = (
     "createdAt",
     "startedAt",
     "finishedAt",
+    "updatedAt",
 )
 
 

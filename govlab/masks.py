@@ -33,14 +33,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from govlab.errors import BadRequest, PolicyError
+from govlab.keys import EXAMPLE_MASK_KEYS, MaskKeys
 
 __all__ = [
-    "EXAMPLE_KEY",
+    "EXAMPLE_MASK_KEYS",
     "MASKS",
     "MASK_NAMES",
     "REDACTED",
@@ -72,13 +71,11 @@ REDACTED = "*****"
 #: Prefix of every token, so a token is recognisable in logs and cannot be mistaken for data.
 TOKEN_PREFIX = "tok_"
 
-#: Public, documented key used only to compute the legend examples of the keyed masks
-#: (``hash``, ``tokenize``). Real outputs use the deployment secret and therefore differ.
-EXAMPLE_KEY = b"govlab-legend-example-key"
-
 _DEFAULT_KEEP = 4
-_HASH_HEX_CHARS = 16
-_TOKENIZE_INFO = b"govlab-tokenize"
+#: 128 bits: no birthday collision in any table govlab serves, and no brute force.
+_HASH_HEX_CHARS = 32
+#: A token decrypts only under the (dataset, column) it was minted for.
+_TOKEN_CONTEXT = b"govlab-token/v2"
 # RE2 (Arrow's regex engine) runs in UTF-8 mode on string arrays, so these Unicode classes
 # treat "é" or "٣" as letters/digits exactly like ASCII ones.
 _ALNUM = r"[\p{L}\p{N}]"
@@ -127,7 +124,8 @@ class MaskDef:
     ``accepts`` lets policy validation reject a mask on a column type it cannot handle
     *before* any data is read, instead of failing (or leaking) at query time.
     ``example_before``/``example_after`` feed the MaskLegend; ``example_after`` is the real
-    output of the mask on ``example_before`` (keyed masks use :data:`EXAMPLE_KEY`; date
+    output of the mask on ``example_before`` (keyed masks use :data:`EXAMPLE_MASK_KEYS`
+    and the column ``example`` of the dataset ``example``; date
     masks read ``example_before`` as an ISO date; the text ``"null"`` stands for a null).
     """
 
@@ -161,21 +159,22 @@ MASKS: dict[str, MaskDef] = {
         ),
         MaskDef(
             "hash",
-            "Keyed HMAC-SHA256 (first 16 hex chars): equal values stay joinable, but the "
+            "Keyed HMAC-SHA256 (first 32 hex chars, 128 bits): equal values stay joinable, but the "
             "value cannot be recovered or guessed without the deployment key.",
             _any_type,
             frozenset(),
             "jane.doe@example.com",
-            "9dc754e1a6799b68",
+            "bc464c51b06f68d18fe023ca15bc5647",
         ),
         MaskDef(
             "tokenize",
             "Deterministic AES-SIV token: equal values give equal tokens, and only the "
-            "holder of the deployment key can turn a token back into the value.",
+            "holder of the deployment key can turn a token back into the value, and only "
+            "in the dataset and column it was minted for.",
             _is_text,
             frozenset(),
             "jane.doe@example.com",
-            "tok_QycP2HMp26BIVPpPYhvndjqf3QNOEn4mXDtsSN7Hjpzs6GiG",
+            "tok_TuNxaCA2ZT2UgkEH0nA5wYtWuRv4sEejNlf_jvNYZSoFkJ16",
         ),
         MaskDef(
             "initials",
@@ -419,7 +418,7 @@ def _hmac_pads(key: bytes) -> tuple[Any, Any]:
     return inner, outer
 
 
-def _hmac_hex16(key: bytes) -> Callable[[bytes], str]:
+def _hmac_hex(key: bytes) -> Callable[[bytes], str]:
     inner, outer = _hmac_pads(key)
     inner_copy, outer_copy = inner.copy, outer.copy
 
@@ -462,55 +461,61 @@ def _per_distinct(values: pa.Array, fn: Callable[[bytes], str]) -> pa.Array:
     return pc.take(outputs, encoded.indices)
 
 
-def _hash(values: pa.Array, key: bytes) -> pa.Array:
-    _check_key(key)
-    return _per_distinct(_hash_input(values), _hmac_hex16(key))
+def _hash(values: pa.Array, keys: MaskKeys) -> pa.Array:
+    _check_key(keys.hash)
+    return _per_distinct(_hash_input(values), _hmac_hex(keys.hash))
 
 
 @lru_cache(maxsize=8)
 def _siv(key: bytes) -> AESSIV:
-    """AES-SIV cipher for ``key``: 64 HKDF bytes = AES-256-SIV.
+    """AES-SIV-256 for the 64-byte tokenize key (derived apart from every other key).
 
     SIV is deterministic by design (equal values -> equal tokens, so tokenised columns
-    still join and group) and misuse-resistant, unlike a fixed-nonce GCM. HKDF separates
-    this use of the deployment key from its other uses (HMAC, signing).
+    still join and group) and misuse-resistant, unlike a fixed-nonce GCM.
     """
-    derived = HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=_TOKENIZE_INFO).derive(key)
-    return AESSIV(derived)
+    return AESSIV(key)
+
+
+def _token_context(dataset: str, column: str) -> list[bytes]:
+    """Associated data: a token minted for (dataset, column) fails to decrypt elsewhere."""
+    return [_TOKEN_CONTEXT, dataset.encode("utf-8"), column.encode("utf-8")]
 
 
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def _token_of_bytes(key: bytes) -> Callable[[bytes], str]:
-    encrypt = _siv(key).encrypt
+def _token_of_bytes(keys: MaskKeys, dataset: str, column: str) -> Callable[[bytes], str]:
+    encrypt = _siv(keys.tokenize).encrypt
+    context = _token_context(dataset, column)
 
     def one(plain: bytes) -> str:
-        return TOKEN_PREFIX + _b64(encrypt(plain, None))
+        return TOKEN_PREFIX + _b64(encrypt(plain, context))
 
     return one
 
 
-def _tokenize(values: pa.Array, key: bytes) -> pa.Array:
-    _check_key(key)
-    return _per_distinct(_as_string(values).cast(pa.binary()), _token_of_bytes(key))
+def _tokenize(values: pa.Array, keys: MaskKeys, dataset: str, column: str) -> pa.Array:
+    _check_key(keys.tokenize)
+    tokens = _token_of_bytes(keys, dataset, column)
+    return _per_distinct(_as_string(values).cast(pa.binary()), tokens)
 
 
-def tokenize_value(value: str, key: bytes) -> str:
-    """Token of one string, identical to what the ``tokenize`` mask emits for it."""
-    _check_key(key)
-    return _token_of_bytes(key)(value.encode("utf-8"))
+def tokenize_value(value: str, keys: MaskKeys, dataset: str, column: str) -> str:
+    """Token of one string, identical to what the ``tokenize`` mask emits for it there."""
+    _check_key(keys.tokenize)
+    return _token_of_bytes(keys, dataset, column)(value.encode("utf-8"))
 
 
-def detokenize(token: str, key: bytes) -> str:
-    """Recover the value behind a token made with ``key``.
+def detokenize(token: str, keys: MaskKeys, dataset: str, column: str) -> str:
+    """Recover the value behind a token minted with ``keys`` for (dataset, column).
 
-    AES-SIV authenticates the ciphertext, so any token not produced with this key
-    (wrong key, tampered, truncated, garbage) fails the same way with one generic
-    message: the caller learns nothing about why.
+    AES-SIV authenticates the ciphertext and the (dataset, column) context, so any token
+    not produced with these keys for this column (other key, other dataset or column,
+    tampered, truncated, garbage) fails the same way with one generic message: the
+    caller learns nothing about why.
     """
-    _check_key(key)
+    _check_key(keys.tokenize)
     invalid = BadRequest("not a valid token")
     if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX):
         raise invalid
@@ -524,7 +529,7 @@ def detokenize(token: str, key: bytes) -> str:
     if _b64(raw) != body:  # non-canonical encoding: not something we produced
         raise invalid
     try:
-        return _siv(key).decrypt(raw, None).decode("utf-8")
+        return _siv(keys.tokenize).decrypt(raw, _token_context(dataset, column)).decode("utf-8")
     except (InvalidTag, ValueError):
         raise invalid from None
 
@@ -593,16 +598,27 @@ def _city_only(values: pa.Array) -> pa.Array:
     return _keep_nulls(text, result)
 
 
-def _masked(name: str, params: Mapping[str, Any], values: pa.Array, key: bytes) -> pa.Array:
+@dataclass(frozen=True)
+class MaskContext:
+    """What the keyed masks need besides the values: the keys and where the values live."""
+
+    keys: MaskKeys
+    dataset: str
+    column: str
+
+
+def _masked(
+    name: str, params: Mapping[str, Any], values: pa.Array, context: MaskContext
+) -> pa.Array:
     """Dispatch an already-validated mask."""
     if name == "redact_full":
         return _redact_full(values)
     if name == "redact_part":
         return _redact_part(values, int(params.get("keep", _DEFAULT_KEEP)))
     if name == "hash":
-        return _hash(values, key)
+        return _hash(values, context.keys)
     if name == "tokenize":
-        return _tokenize(values, key)
+        return _tokenize(values, context.keys, context.dataset, context.column)
     if name == "initials":
         return _initials(values)
     if name == "year_only":
@@ -620,8 +636,9 @@ def apply_mask(
     name: str,
     params: Mapping[str, Any],
     values: pa.Array | pa.ChunkedArray,
-    key: bytes,
+    keys: MaskKeys,
     *,
+    dataset: str = "<dataset>",
     column: str = "<values>",
 ) -> pa.Array:
     """Mask one column of raw values; returns a ``pa.string()`` array of the same length.
@@ -632,11 +649,14 @@ def apply_mask(
     problems = check_mask(name, params, values.type, column)
     if problems:
         raise PolicyError(problems[0], problems)
-    return _masked(name, params, _combine(values), key)
+    return _masked(name, params, _combine(values), MaskContext(keys, dataset, column))
 
 
 def mask_table(
-    table: pa.Table, plan: Mapping[str, tuple[str, Mapping[str, Any]]], key: bytes
+    table: pa.Table,
+    plan: Mapping[str, tuple[str, Mapping[str, Any]]],
+    keys: MaskKeys,
+    dataset: str,
 ) -> pa.Table:
     """Replace each planned column by its masked version, keeping column order.
 
@@ -660,7 +680,8 @@ def mask_table(
     for field, raw in zip(table.schema, table.columns, strict=True):
         if field.name in plan:
             name, params = plan[field.name]
-            columns.append(_masked(name, params, _combine(raw), key))
+            context = MaskContext(keys, dataset, field.name)
+            columns.append(_masked(name, params, _combine(raw), context))
             fields.append(pa.field(field.name, pa.string(), True, field.metadata))
         else:
             columns.append(raw)

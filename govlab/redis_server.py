@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import os
 import shutil
 import socket
 import subprocess
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import redis
 
-from govlab.config import Settings
+from govlab.config import Settings, redis_url_from_env
 
 STARTUP_TIMEOUT_S = 10.0
 
@@ -125,7 +124,7 @@ def _wait_ready(server: EmbeddedRedis) -> None:
 def redis_url(settings: Settings) -> str:
     """REDIS_URL when set; otherwise one embedded server per process, stopped at exit."""
     global _embedded
-    url = os.environ.get("REDIS_URL")
+    url = redis_url_from_env()
     if url:
         return url
     if _embedded is None or _embedded.process.poll() is not None:

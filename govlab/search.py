@@ -23,7 +23,9 @@ from govlab.engines._common import PkPage, pk_page
 from govlab.engines.base import Engine
 from govlab.errors import BadRequest
 from govlab.generators import DatasetSpec, get_dataset
-from govlab.policy import AccessPlan, LoadedPolicy, Principal, compile_access
+from govlab.keys import DerivedKeys, derive_keys
+from govlab.policy import AccessPlan, LoadedPolicy, Principal
+from govlab.policy.access import AccessControl, Action, authorize
 from govlab.policy.ast import Contains, Expr, and_, in_, or_
 from govlab.policy.store import PolicyStore
 
@@ -125,23 +127,30 @@ class GovernedSearch:
     def __init__(self, settings: Settings, policies: PolicyStore | None = None) -> None:
         self.settings = settings
         self.policies = policies or PolicyStore(settings)
-        self._key: bytes | None = None
+        self.access = AccessControl(self.policies)
+        self._keys: DerivedKeys | None = None
 
     @property
-    def key(self) -> bytes:
-        if self._key is None:
-            self._key = self.settings.secret_key()
-        return self._key
+    def keys(self) -> DerivedKeys:
+        if self._keys is None:
+            self._keys = derive_keys(self.settings.secret_key())
+        return self._keys
 
     def engine(self, fmt: str) -> Engine:
         return get_engine(fmt, self.settings)
 
     def plan(
-        self, dataset: str, principal: Principal, policy: LoadedPolicy | None = None
+        self,
+        dataset: str,
+        principal: Principal,
+        policy: LoadedPolicy | None = None,
+        action: Action = Action.SEARCH,
     ) -> tuple[DatasetSpec, LoadedPolicy, AccessPlan]:
+        """The bound plan, decided by the one authorization layer (``policy.access``)."""
         spec = get_dataset(dataset)
         loaded = policy or self.current_policy(dataset)
-        return spec, loaded, compile_access(loaded, spec, principal)
+        grant = authorize(loaded, principal, action, dataset)
+        return spec, loaded, grant.bound_plan
 
     def current_policy(self, dataset: str) -> LoadedPolicy:
         return self.policies.current(dataset)
@@ -189,7 +198,7 @@ class GovernedSearch:
                 engine, spec, visible, prepared.sort, query, prepared.version
             )
             rows = self._page_rows(engine, spec, visible, page_keys, prepared.version)
-        masked = masks.mask_table(rows, plan.mask_plan, self.key)
+        masked = masks.mask_table(rows, plan.mask_plan, self.keys.masks, spec.name)
         return {
             "items": to_json_rows(masked),
             "page": query.page,
@@ -272,7 +281,7 @@ class GovernedSearch:
         self, dataset: str, fmt: str, principal: Principal, policy: LoadedPolicy | None = None
     ) -> dict[str, Any]:
         """Dry run for a role: what it would see, before it searches."""
-        _, loaded, plan = self.plan(dataset, principal, policy)
+        _, loaded, plan = self.plan(dataset, principal, policy, Action.VALIDATE)
         result = self.search(
             dataset,
             fmt,

@@ -31,7 +31,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _data_dir = tempfile.mkdtemp(prefix="govlab-nbval-")
     os.environ.pop("REDIS_URL", None)
     os.environ["GOVLAB_DATA_DIR"] = _data_dir
-    os.environ["GOVLAB_SECRET"] = "nbval-stepper-secret"
+    os.environ["GOVLAB_SECRET"] = "nbval-stepper-secret-0123456789abcdef"
     url = f"http://127.0.0.1:{free_port()}"
     os.environ["GOVLAB_API_URL"] = url
     _server = ensure_server(url, data_dir=_data_dir)

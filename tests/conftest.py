@@ -17,7 +17,7 @@ from govlab.generators import DATASETS, get_dataset, iter_batches
 from govlab.redis_server import EmbeddedRedis, server_binary, start_embedded
 from govlab.seeding import seed_table
 
-TEST_SECRET = "test-secret-not-for-production"
+TEST_SECRET = "test-secret-not-for-production-0123456789"
 SEED = 42
 TINY = 1_000
 GROUP_ROWS = 40  # row groups of the ``grouped`` tables

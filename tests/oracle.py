@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from govlab import masks
 from govlab.generators import get_dataset
+from govlab.keys import derive_keys
 from govlab.policy import Principal, compile_access
 from govlab.policy.compile import matches
 from govlab.search import to_json_rows
@@ -25,7 +26,7 @@ def oracle_page(
     q: str = "",
     page: int = 1,
     page_size: int = 20,
-    key: bytes = b"",
+    secret: bytes = b"",
 ) -> dict[str, Any]:
     spec = get_dataset(dataset)
     plan = compile_access(loaded, spec, principal)
@@ -42,5 +43,5 @@ def oracle_page(
     rows = sorted((r for r in table.to_pylist() if visible(r)), key=lambda r: r[spec.primary_key])
     start = (page - 1) * page_size
     page_rows = pa.Table.from_pylist(rows[start : start + page_size], schema=spec.schema)
-    masked = masks.mask_table(page_rows, plan.mask_plan, key)
+    masked = masks.mask_table(page_rows, plan.mask_plan, derive_keys(secret).masks, dataset)
     return {"items": to_json_rows(masked), "total": len(rows)}

@@ -104,22 +104,40 @@ def test_search_errors_are_one_line_on_stderr(
     assert len(err.strip().splitlines()) == 1 and err.startswith("govlab:") and needle in err
 
 
-def test_a_bad_count_limit_setting_is_one_line_on_stderr(
-    seeded: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("GOVLAB_COUNT_LIMIT", "lots", "GOVLAB_COUNT_LIMIT must be a whole number"),
+        ("GOVLAB_CACHE_TTL", "5m", "GOVLAB_CACHE_TTL must be a whole number (seconds)"),
+        ("GOVLAB_CACHE_TTL", "0", "GOVLAB_CACHE_TTL must be between 1 and"),
+        ("PORT_DELTA_API", "abc", "PORT_DELTA_API must be a whole number"),
+        ("PORT_DELTA_API", "70000", "PORT_DELTA_API must be between 1 and 65535"),
+        ("GOVLAB_API_URL", "localhost:8000", "GOVLAB_API_URL must start with http://"),
+        ("REDIS_URL", "localhost:6379", "REDIS_URL must start with redis://"),
+        ("GOVLAB_DEMO_AUTH", "maybe", "GOVLAB_DEMO_AUTH must be 1 or 0"),
+        ("GOVLAB_AUDIT_QUERY", "raw", "GOVLAB_AUDIT_QUERY must be one of fingerprint, full"),
+        ("GOVLAB_JOB_STALE_S", "-1", "GOVLAB_JOB_STALE_S must be between 1 and"),
+        ("GOVLAB_CORS_ORIGINS", "*", "GOVLAB_CORS_ORIGINS must list origins"),
+        ("GOVLAB_SECRET", "short", "GOVLAB_SECRET is 5 bytes; the deployment secret needs"),
+    ],
+)
+@pytest.mark.parametrize("command", [["search", "--dataset", "healthcare", "--role", "admin"],
+                                     ["token", "--role", "admin"], ["serve", "--port", "1"]])  # fmt: skip
+def test_a_bad_setting_is_one_line_on_stderr_for_every_command(
+    seeded: Settings,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+    name: str,
+    value: str,
+    message: str,
 ) -> None:
-    monkeypatch.setenv("GOVLAB_COUNT_LIMIT", "lots")
-    code, out, err = run(
-        capsys,
-        "search",
-        "--dataset",
-        "healthcare",
-        "--role",
-        "admin",
-        "--data-dir",
-        str(seeded.data_dir),
-    )
+    """Every variable is read in one place (``govlab.config``) before a command starts
+    work: never a traceback, never a server half started."""
+    monkeypatch.setenv(name, value)
+    code, out, err = run(capsys, *command, "--data-dir", str(seeded.data_dir))
     assert code == 1 and out == ""
-    assert err.strip() == "govlab: GOVLAB_COUNT_LIMIT must be a whole number, not 'lots'"
+    assert err.startswith(f"govlab: {message}") and err.count("\n") == 1, err
 
 
 def test_search_on_an_unseeded_table_says_so(

@@ -17,8 +17,8 @@ def test_secret_is_generated_once_with_mode_0600(
     first = load_secret(tmp_path)
     assert len(first) >= 32 and load_secret(tmp_path) == first
     assert stat.S_IMODE((tmp_path / "secret.key").stat().st_mode) == 0o600
-    monkeypatch.setenv("GOVLAB_SECRET", "from-env")
-    assert load_secret(tmp_path) == b"from-env"
+    monkeypatch.setenv("GOVLAB_SECRET", "from-env-" + "x" * 32)
+    assert load_secret(tmp_path) == b"from-env-" + b"x" * 32
 
 
 def test_data_root_and_per_format_overrides(

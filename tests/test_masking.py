@@ -19,8 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from govlab.errors import BadRequest, PolicyError
+from govlab.keys import MaskKeys, derive_keys
 from govlab.masks import (
-    EXAMPLE_KEY,
+    EXAMPLE_MASK_KEYS,
     MASK_NAMES,
     MASKS,
     apply_mask,
@@ -30,17 +31,26 @@ from govlab.masks import (
     tokenize_value,
 )
 
-KEY = b"test-key-3f9a1c0e2b7d4a6f8e1c3b5d7f9a0c2e"
-OTHER_KEY = b"another-test-key-0000000000000000000000"
+KEY = derive_keys(b"test-key-3f9a1c0e2b7d4a6f8e1c3b5d7f9a0c2e").masks
+OTHER_KEY = derive_keys(b"another-test-key-0000000000000000000000").masks
+DS, COL = "healthcare", "ssn"  # where the tokens of these tests live
 R = "*****"
 
 
-def mask(name: str, values: list, type_: pa.DataType | None = None, key: bytes = KEY, **params):
+def mask(name: str, values: list, type_: pa.DataType | None = None, key: MaskKeys = KEY, **params):
     return apply_mask(name, params, pa.array(values, type_), key).to_pylist()
 
 
-def ref_hmac16(value: bytes, key: bytes = KEY) -> str:
-    return hmac.new(key, value, hashlib.sha256).hexdigest()[:16]
+def ref_hmac(value: bytes, key: bytes = KEY.hash) -> str:
+    return hmac.new(key, value, hashlib.sha256).hexdigest()[:32]
+
+
+def tok(value: str, key: MaskKeys = KEY, dataset: str = DS, column: str = COL) -> str:
+    return tokenize_value(value, key, dataset, column)
+
+
+def detok(token: str, key: MaskKeys = KEY, dataset: str = DS, column: str = COL) -> str:
+    return detokenize(token, key, dataset, column)
 
 
 # --------------------------------------------------------------------------- registry
@@ -69,7 +79,9 @@ def test_legend_example_is_the_real_output(name: str) -> None:
         values = pa.array([date.fromisoformat(mdef.example_before)])
     else:
         values = pa.array([mdef.example_before])
-    (out,) = apply_mask(name, {}, values, EXAMPLE_KEY).to_pylist()
+    (out,) = apply_mask(
+        name, {}, values, EXAMPLE_MASK_KEYS, dataset="example", column="example"
+    ).to_pylist()
     assert ("null" if out is None else out) == mdef.example_after
     assert mdef.description
 
@@ -138,24 +150,26 @@ def test_redact_part_nulls_sliced_chunked_and_dictionary_input() -> None:
 
 def test_hash_is_keyed_hmac_prefix() -> None:
     out = mask("hash", ["jane@example.com", None, "jane@example.com", ""])
-    expected = ref_hmac16(b"jane@example.com")
-    assert out == [expected, None, expected, ref_hmac16(b"")]
-    assert out[0] != hashlib.sha256(b"jane@example.com").hexdigest()[:16]
+    expected = ref_hmac(b"jane@example.com")
+    assert out == [expected, None, expected, ref_hmac(b"")]
+    assert out[0] != hashlib.sha256(b"jane@example.com").hexdigest()[:32]
+    assert len(out[0]) == 32  # 128 bits: no birthday collisions, no brute force
     assert mask("hash", ["jane@example.com"], key=OTHER_KEY)[0] != expected
 
 
 def test_hash_long_key_matches_hmac() -> None:
     long_key = bytes(range(200))  # longer than the SHA-256 block: hashed first per RFC 2104
-    assert mask("hash", ["v"], key=long_key) == [ref_hmac16(b"v", long_key)]
+    keys = MaskKeys(hash=long_key, tokenize=KEY.tokenize)
+    assert mask("hash", ["v"], key=keys) == [ref_hmac(b"v", long_key)]
 
 
 def test_hash_non_string_types_use_string_form() -> None:
-    assert mask("hash", [42, None], pa.int64()) == [ref_hmac16(b"42"), None]
-    assert mask("hash", [True], pa.bool_()) == [ref_hmac16(b"true")]
-    assert mask("hash", [date(1984, 7, 23)], pa.date32()) == [ref_hmac16(b"1984-07-23")]
-    assert mask("hash", [b"\x00\xff"], pa.binary()) == [ref_hmac16(b"\x00\xff")]
+    assert mask("hash", [42, None], pa.int64()) == [ref_hmac(b"42"), None]
+    assert mask("hash", [True], pa.bool_()) == [ref_hmac(b"true")]
+    assert mask("hash", [date(1984, 7, 23)], pa.date32()) == [ref_hmac(b"1984-07-23")]
+    assert mask("hash", [b"\x00\xff"], pa.binary()) == [ref_hmac(b"\x00\xff")]
     nested = mask("hash", [[1, 2], None, [1, 2]], pa.list_(pa.int64()))
-    assert nested[0] == nested[2] and nested[1] is None and len(nested[0]) == 16
+    assert nested[0] == nested[2] and nested[1] is None and len(nested[0]) == 32
 
 
 def test_hash_of_dictionary_matches_plain() -> None:
@@ -168,9 +182,9 @@ def test_hash_of_dictionary_matches_plain() -> None:
 
 def test_keyed_masks_refuse_empty_key() -> None:
     with pytest.raises(ValueError):
-        mask("hash", ["x"], key=b"")
+        mask("hash", ["x"], key=MaskKeys(hash=b"", tokenize=KEY.tokenize))
     with pytest.raises(ValueError):
-        tokenize_value("x", b"")
+        tok("x", MaskKeys(hash=KEY.hash, tokenize=b""))
 
 
 # --------------------------------------------------------------------------- tokenize
@@ -178,16 +192,27 @@ def test_keyed_masks_refuse_empty_key() -> None:
 
 def test_tokenize_round_trip_and_determinism() -> None:
     values = ["jane@example.com", None, "jane@example.com", "", "Ünïcödé ✓"]
-    out = mask("tokenize", values)
+    out = apply_mask("tokenize", {}, pa.array(values), KEY, dataset=DS, column=COL).to_pylist()
     assert out[1] is None
-    assert out[0] == out[2] == tokenize_value("jane@example.com", KEY)
+    assert out[0] == out[2] == tok("jane@example.com")
     assert len({out[0], out[3], out[4]}) == 3
     for raw, token in zip(values, out, strict=True):
         if raw is not None:
             assert token.startswith("tok_")
             assert "=" not in token
-            assert detokenize(token, KEY) == raw
-    assert tokenize_value("jane@example.com", OTHER_KEY) != out[0]
+            assert detok(token) == raw
+    assert tok("jane@example.com", OTHER_KEY) != out[0]
+
+
+def test_a_token_opens_only_in_its_own_dataset_and_column() -> None:
+    """Tokens are bound to (dataset, column) as AES-SIV associated data: a role allowed to
+    detokenize in one dataset cannot redeem tokens minted in another, or another column."""
+    token = tok("123-45-6789", dataset="financial", column="ssn")
+    assert detok(token, dataset="financial", column="ssn") == "123-45-6789"
+    for dataset, column in [("healthcare", "ssn"), ("financial", "account_number")]:
+        with pytest.raises(BadRequest, match=r"^not a valid token$"):
+            detok(token, dataset=dataset, column=column)
+    assert tok("123-45-6789", dataset="healthcare", column="ssn") != token
 
 
 def _tamper(token: str) -> str:
@@ -212,21 +237,21 @@ def _tamper(token: str) -> str:
     ],
 )
 def test_detokenize_rejects_anything_not_made_with_the_key(make_bad) -> None:
-    good = tokenize_value("123-45-6789", KEY)
+    good = tok("123-45-6789")
     with pytest.raises(BadRequest, match=r"^not a valid token$"):
-        detokenize(make_bad(good), KEY)
+        detok(make_bad(good))
 
 
 def test_detokenize_wrong_key_and_non_string() -> None:
-    token = tokenize_value("123-45-6789", KEY)
+    token = tok("123-45-6789")
     with pytest.raises(BadRequest, match=r"^not a valid token$"):
-        detokenize(token, OTHER_KEY)
+        detok(token, OTHER_KEY)
     with pytest.raises(BadRequest):
-        detokenize(None, KEY)  # type: ignore[arg-type]
+        detok(None)  # type: ignore[arg-type]
 
 
 def test_detokenize_rejects_non_canonical_base64() -> None:
-    token = tokenize_value("abc", KEY)  # 19-byte ciphertext: last char carries spare bits
+    token = tok("abc")  # 19-byte ciphertext: last char carries spare bits
     body = token[4:]
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     last = alphabet.index(body[-1])
@@ -235,7 +260,7 @@ def test_detokenize_rejects_non_canonical_base64() -> None:
     assert pad  # the length leaves spare bits, else this test proves nothing
     assert base64.urlsafe_b64decode(variant[4:] + pad) == base64.urlsafe_b64decode(body + pad)
     with pytest.raises(BadRequest):
-        detokenize(variant, KEY)
+        detok(variant)
 
 
 # --------------------------------------------------------------------------- initials
@@ -432,15 +457,15 @@ def test_mask_table_replaces_only_planned_columns() -> None:
         "name": ("hash", {}),
         "absent": ("null", {}),
     }
-    out = mask_table(table, plan, KEY)
+    out = mask_table(table, plan, KEY, DS)
     assert out.column_names == table.column_names
     assert out.column("id").equals(table.column("id"))
     assert out.column("city").equals(table.column("city"))
     assert out.column("ssn").to_pylist() == ["***-**-6789", None, "***-**-4321"]
     assert out.column("dob").to_pylist() == ["1984", None, "1990"]
     assert out.column("name").to_pylist() == [
-        ref_hmac16(b"John Smith"),
-        ref_hmac16(b"mary ann lee"),
+        ref_hmac(b"John Smith"),
+        ref_hmac(b"mary ann lee"),
         None,
     ]
     assert out.schema.field("ssn").type == pa.string()
@@ -452,26 +477,26 @@ def test_mask_table_replaces_only_planned_columns() -> None:
 def test_mask_table_computes_every_mask_from_raw_values() -> None:
     table = _people()
     plan = {col: ("hash", {}) for col in table.column_names}
-    out = mask_table(table, plan, KEY)
+    out = mask_table(table, plan, KEY, DS)
     for col in table.column_names:
         assert (
             out.column(col).to_pylist()
             == apply_mask("hash", {}, table.column(col), KEY).to_pylist()
         )
         raw = table.column(col).to_pylist()
-        assert all(v is None or len(v) == 16 for v in out.column(col).to_pylist())
+        assert all(v is None or len(v) == 32 for v in out.column(col).to_pylist())
         assert [v is None for v in out.column(col).to_pylist()] == [v is None for v in raw]
 
 
 def test_mask_table_chunked_columns() -> None:
     table = pa.concat_tables([_people(), _people()])
-    out = mask_table(table, {"city": ("city_only", {})}, KEY)
+    out = mask_table(table, {"city": ("city_only", {})}, KEY, DS)
     assert out.column("city").to_pylist() == ["Springfield", R, None] * 2
 
 
 def test_mask_table_rejects_invalid_plan_before_masking() -> None:
     with pytest.raises(PolicyError) as info:
-        mask_table(_people(), {"id": ("initials", {}), "ssn": ("nope", {})}, KEY)
+        mask_table(_people(), {"id": ("initials", {}), "ssn": ("nope", {})}, KEY, DS)
     reasons = info.value.reasons
     assert len(reasons) == 2
     assert any("'id'" in r for r in reasons) and any("'ssn'" in r for r in reasons)
@@ -479,7 +504,7 @@ def test_mask_table_rejects_invalid_plan_before_masking() -> None:
 
 def test_mask_table_without_planned_columns_is_identity() -> None:
     table = _people()
-    assert mask_table(table, {"absent": ("hash", {})}, KEY).equals(table)
+    assert mask_table(table, {"absent": ("hash", {})}, KEY, DS).equals(table)
 
 
 # --------------------------------------------------------------------------- properties
@@ -554,14 +579,14 @@ def test_keyed_masks_are_per_value_functions(values: list[str | None]) -> None:
     """Batch output equals the per-value function: the distinct-value mapping is right."""
     arr = pa.array(values, pa.string())
     hashed = apply_mask("hash", {}, arr, KEY).to_pylist()
-    tokens = apply_mask("tokenize", {}, arr, KEY).to_pylist()
+    tokens = apply_mask("tokenize", {}, arr, KEY, dataset=DS, column=COL).to_pylist()
     for raw, h, t in zip(values, hashed, tokens, strict=True):
         if raw is None:
             assert h is None and t is None
         else:
-            assert h == ref_hmac16(raw.encode())
-            assert t == tokenize_value(raw, KEY)
-            assert detokenize(t, KEY) == raw
+            assert h == ref_hmac(raw.encode())
+            assert t == tok(raw)
+            assert detok(t) == raw
 
 
 @FAST

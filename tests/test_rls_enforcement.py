@@ -56,7 +56,7 @@ def test_every_role_gets_the_oracle_page_in_every_format(
             q=q,
             page=2 if not q else 1,
             page_size=7,
-            key=TEST_SECRET.encode(),
+            secret=TEST_SECRET.encode(),
         )
         for fmt in FORMATS:
             page = searcher.search(

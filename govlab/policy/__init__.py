@@ -7,6 +7,7 @@ bound row filter (pushed into the scan) and the mask plan (applied to the page).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +20,10 @@ from govlab import masks
 from govlab.errors import AccessDenied, PolicyError
 from govlab.generators.base import DatasetSpec
 from govlab.policy.ast import Expr
+from govlab.policy.attributes import check_attributes, scalar_problem
 from govlab.policy.bind import bind_filter
 from govlab.policy.compile import to_sql
-from govlab.policy.model import MaskSpec, Policy, RolePolicy
+from govlab.policy.model import ROLE_ID_PATTERN, MaskSpec, Policy, RolePolicy
 from govlab.policy.parser import parse_filter
 
 __all__ = [
@@ -42,11 +44,22 @@ MAX_POLICY_BYTES = 256_000
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is asking: a role and the attributes the row filter may refer to."""
+    """Who is asking: a role and the attributes the row filter may refer to.
+
+    Made only with checked attributes (``check_attributes``), so no later layer meets
+    a NaN, an out-of-range integer or a lone surrogate.
+    """
 
     role: str
     attrs: Mapping[str, Any] = field(default_factory=dict)
     sub: str = "anonymous"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.role, str) or not re.match(ROLE_ID_PATTERN, self.role):
+            raise AccessDenied("the role name is not valid (letters, digits, _.-; at most 64)")
+        if not isinstance(self.sub, str) or scalar_problem(self.sub) or not self.sub:
+            raise AccessDenied("the subject (sub) is not a valid name")
+        object.__setattr__(self, "attrs", check_attributes(self.attrs))
 
 
 @dataclass(frozen=True)
@@ -124,6 +137,12 @@ def _role_problems(role: RolePolicy, spec: DatasetSpec) -> list[str]:
         bind_filter(parse_filter(role.row_filter), spec.schema, attrs=None)
     except PolicyError as exc:
         problems.append(f"row_filter: {exc}")
+    if isinstance(role.can_detokenize, list):
+        problems.extend(
+            f"can_detokenize names unknown column {column!r}"
+            for column in role.can_detokenize
+            if column not in spec.schema.names
+        )
     for column, mask in role.column_masks.items():
         if column not in spec.schema.names:
             problems.append(f"mask on unknown column {column!r}")
@@ -147,5 +166,5 @@ def compile_access(loaded: LoadedPolicy, spec: DatasetSpec, principal: Principal
         row_filter=row_filter,
         masks=dict(role.column_masks),
         can_edit_policies=role.can_edit_policies,
-        can_detokenize=role.can_detokenize,
+        can_detokenize=role.can_detokenize is not False,
     )

@@ -43,6 +43,7 @@ from govlab.policy.ast import (
     or_,
     to_nnf,
 )
+from govlab.policy.attributes import scalar_problem
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _ABSENT = object()
@@ -196,9 +197,10 @@ def coerce(
     The message names the value's *label* (literal or attribute) and the column, never
     the value itself, so an error cannot echo data back.
     """
+    problem = scalar_problem(value)
+    if problem:
+        raise error(f"{label} {problem}")
     if dtype is None:
-        if isinstance(value, str) and "\x00" in value:
-            raise error(f"{label} contains a NUL character")
         if isinstance(value, str | int | float | bool):
             return value
         raise error(f"{label} has an unsupported type for {where}")

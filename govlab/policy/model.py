@@ -36,13 +36,23 @@ class MaskSpec(BaseModel):
         return f"{self.type}({args})" if args else self.type
 
 
+ROLE_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
 class RolePolicy(BaseModel):
+    """One role. Permissions are explicit booleans; the ones left out default closed,
+    except that an editor (``can_edit_policies``) may also seed its dataset and read
+    its audit trail unless the policy says otherwise. ``can_detokenize`` is ``true``
+    (every tokenised column) or a list of columns."""
+
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    id: str = Field(min_length=1, max_length=64, pattern=ROLE_ID_PATTERN)
     description: str | None = None
     can_edit_policies: bool = False
-    can_detokenize: bool = False
+    can_seed: bool | None = None  # None: as can_edit_policies
+    can_read_audit: bool | None = None  # None: as can_edit_policies
+    can_detokenize: bool | list[str] = False
     row_filter: str
     column_masks: dict[str, MaskSpec] = Field(default_factory=dict)
 
@@ -53,6 +63,26 @@ class RolePolicy(BaseModel):
         if isinstance(value, bool):
             return "true" if value else "false"
         return value
+
+    @field_validator("can_detokenize")
+    @classmethod
+    def _detokenize_columns(cls, value: bool | list[str]) -> bool | list[str]:
+        if isinstance(value, list) and len(set(value)) != len(value):
+            raise ValueError("can_detokenize lists a column twice")
+        return value
+
+    @property
+    def seeds(self) -> bool:
+        return self.can_edit_policies if self.can_seed is None else self.can_seed
+
+    @property
+    def reads_audit(self) -> bool:
+        return self.can_edit_policies if self.can_read_audit is None else self.can_read_audit
+
+    def detokenizes(self, column: str) -> bool:
+        if isinstance(self.can_detokenize, bool):
+            return self.can_detokenize
+        return column in self.can_detokenize
 
     @field_validator("column_masks", mode="before")
     @classmethod

@@ -15,10 +15,10 @@ from pathlib import Path
 from filelock import FileLock
 
 from govlab.config import Settings
+from govlab.config import governance_dir as governance_dir_from_env
 from govlab.generators import get_dataset
 from govlab.policy import LoadedPolicy, parse_policy, validate_policy
-
-GOVERNANCE_DIR = Path(__file__).resolve().parent.parent.parent / "governance"
+from govlab.policy.access import Action, Grant
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,7 @@ class PolicyRevision:
 class PolicyStore:
     def __init__(self, settings: Settings, governance_dir: Path | None = None) -> None:
         self.settings = settings
-        self.governance_dir = Path(
-            governance_dir or os.environ.get("GOVLAB_GOVERNANCE_DIR") or GOVERNANCE_DIR
-        )
+        self.governance_dir = Path(governance_dir or governance_dir_from_env())
         self._validated: dict[str, LoadedPolicy] = {}
 
     def _dir(self, dataset: str) -> Path:
@@ -62,8 +60,13 @@ class PolicyStore:
         self._validated[dataset] = loaded
         return loaded
 
-    def put(self, dataset: str, text: str) -> tuple[int, LoadedPolicy]:
-        """Validate, then store as the next revision; raises PolicyError and stores nothing."""
+    def put(self, grant: Grant, text: str) -> tuple[int, LoadedPolicy]:
+        """Validate, then store as the next revision; raises PolicyError and stores nothing.
+
+        Only a ``policy.edit`` grant (``govlab.policy.access.authorize``) opens the store.
+        """
+        dataset = grant.dataset
+        grant.require(Action.EDIT_POLICY, dataset)
         loaded = validate_policy(parse_policy(text), get_dataset(dataset))
         folder = self._dir(dataset)
         folder.mkdir(parents=True, exist_ok=True)

@@ -70,7 +70,6 @@ class                               element
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from govlab.widgets.state import DEFAULT_ATTRS, STAGES, LabState
@@ -123,12 +122,12 @@ def launch(url: str | None = None, data_dir: str | None = None, poll_s: float = 
     ``GOVLAB_SECRET``), so a server already running must share it. The server handle is
     ``lab.server`` (``lab.server.stop()`` ends a server this call started).
     """
-    from govlab.client import DEFAULT_URL, GovlabClient, ensure_server
-    from govlab.config import Settings
+    from govlab.client import GovlabClient, ensure_server
+    from govlab.config import Settings, api_url, env_text
     from govlab.widgets.stepper import Stepper
 
-    url = (url or os.environ.get("GOVLAB_API_URL") or DEFAULT_URL).rstrip("/")
-    data_dir = data_dir or os.environ.get("GOVLAB_DATA_DIR") or None
+    url = (url or api_url()).rstrip("/")
+    data_dir = data_dir or env_text("GOVLAB_DATA_DIR")
     server = ensure_server(url, data_dir)
     settings = Settings.from_env(data_dir)
 

@@ -92,13 +92,14 @@ class HydrateView(w.VBox):
         with self._lock:
             if self.running or s.dataset is None or s.size is None:
                 return None
+            role = s.seeding_role()
             try:
-                client = self.client_factory(s.role, s.attrs)
+                client = self.client_factory(role, s.role_attrs.get(role, {}))
                 job_id = client.seed(s.dataset, s.size, s.format)
             except Exception as exc:
                 self.label.value = f'<span class="govlab-error">{esc(error_text(exc))}</span>'
                 return None
-            s.job_started(job_id)
+            s.job_started(job_id, role)
             self._stop.clear()
             self._thread = threading.Thread(
                 target=self._follow, args=(client, job_id), name=f"govlab-hydrate-{job_id}"
@@ -113,7 +114,8 @@ class HydrateView(w.VBox):
         if s.job_id is None or not s.job_running:
             return None
         try:
-            return self.client_factory(s.role, s.attrs).cancel(s.job_id)
+            role = s.job_role or s.role
+            return self.client_factory(role, s.role_attrs.get(role, {})).cancel(s.job_id)
         except Exception as exc:
             self.label.value = f'<span class="govlab-error">{esc(error_text(exc))}</span>'
             return None

@@ -34,6 +34,7 @@ from govlab.policy import (
     parse_policy,
     validate_policy,
 )
+from govlab.policy.access import Action, permits
 
 STAGES: tuple[str, ...] = (
     "dataset",
@@ -108,6 +109,7 @@ class LabState:
     job_id: str | None = None
     job_key: tuple[Any, ...] | None = None
     progress: dict[str, Any] | None = None
+    job_role: str | None = None  # whose token queued the job: only it (or an editor) follows it
     existing_key: tuple[Any, ...] | None = None
     search_q: str = ""
     search_page: int = 1
@@ -275,8 +277,26 @@ class LabState:
         self.validated = result
         self.validated_key = self.principal_key()
 
-    def job_started(self, job_id: str) -> None:
+    def seeding_role(self) -> str:
+        """Hydrating rewrites a shared table, an operator's act (``can_seed``): the lab
+        seeds as the chosen role when the policy lets it, else as the first role that may
+        (the server decides again; this only picks whose token to send)."""
+        if self.policy_saved_text is None or self.dataset is None:
+            return self.role
+        try:
+            loaded = parse_policy(self.policy_saved_text)
+        except PolicyError:
+            return self.role
+        candidates = [self.role] + [r.id for r in loaded.policy.roles if r.id != self.role]
+        for role in candidates:
+            principal = Principal(role, self.role_attrs.get(role, {}))
+            if permits(loaded, principal, Action.SEED, self.dataset):
+                return role
+        return self.role
+
+    def job_started(self, job_id: str, role: str | None = None) -> None:
         self.job_id = job_id
+        self.job_role = role or self.role
         self.job_key = self.table_key()
         self.existing_key = None
         self.progress = {"status": "queued", "pct": 0}
