@@ -238,7 +238,7 @@ def test_search_delta_redis_exits_non_zero_with_a_foreign_secret(
     url, _ = live_api
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / "search_delta_redis.py"), "--url", url],
-        env=child_env(GOVLAB_SECRET="not-the-servers-secret"),
+        env=child_env(GOVLAB_SECRET="not-the-servers-secret-0123456789abcdef"),
         capture_output=True,
         text=True,
         timeout=60,
@@ -395,8 +395,8 @@ def test_env_example_lists_the_variables_and_govlab_honours_them(
     for fmt in ("delta", "parquet", "iceberg"):
         assert settings.format_dir(fmt) == Path(env[f"{fmt.upper()}_DIR"])
     assert redis_url(settings) == env["REDIS_URL"]
-    monkeypatch.setenv("GOVLAB_SECRET", "from-the-env-file")
-    assert load_secret(tmp_path) == b"from-the-env-file"
+    monkeypatch.setenv("GOVLAB_SECRET", "from-the-env-file-0123456789abcdef")
+    assert load_secret(tmp_path) == b"from-the-env-file-0123456789abcdef"
     compose = (DOCKER / "docker-compose.yml").read_text()
     assert "${PORT_WEB:-" in compose and "${PORT_DELTA_API:-" in compose
 
