@@ -7,13 +7,17 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { inspect } from 'node:util';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
 import {
   type DatabaseProvider,
   DeltaApiError,
   DeltaApiProvider,
+  FALLBACK_WINDOW_MS,
   type GovlabPage,
+  MemoryCache,
+  PrincipalScopedCache,
   type GovlabWirePage,
   type Row,
   describeTotal,
@@ -220,7 +224,18 @@ describe('rows -> SearchResult', () => {
       policyVersion: '7e35558600bc',
       cache: 'miss',
     });
-    expect(p.lastPage).toMatchObject({ total: 597, role: 'business_user' });
+    const { page: summary } = await p.searchPage('asthma', { limit: 1 });
+    expect(summary).toEqual({
+      role: 'business_user',
+      total: 597,
+      totalExact: true,
+      page: 1,
+      pageSize: 1,
+      maskedFields: ['address', 'dob', 'insurance_id', 'name', 'notes', 'ssn'],
+      tableVersion: 3,
+      policyVersion: '7e35558600bc',
+      cache: 'miss',
+    });
   });
 
   it('leaves optional fields out when the column is null, and honours a column map', async () => {
@@ -254,12 +269,12 @@ describe('total and totalExact: a lower bound past the count limit', () => {
     return body;
   }
 
-  it('passes totalExact: false through to metadata and lastPage', async () => {
+  it('passes totalExact: false through to metadata and the page summary', async () => {
     const server = stubFetch(() => json(200, page([row(1)], { total: 10_000, totalExact: false })));
     const p = provider(server.fetch);
-    const [result] = await p.search('', { limit: 1 });
-    expect(result.metadata).toMatchObject({ total: 10_000, totalExact: false });
-    expect(p.lastPage).toMatchObject({ total: 10_000, totalExact: false });
+    const { results, page: summary } = await p.searchPage('', { limit: 1 });
+    expect(results[0].metadata).toMatchObject({ total: 10_000, totalExact: false });
+    expect(summary).toMatchObject({ total: 10_000, totalExact: false });
   });
 
   it('reads a missing totalExact (an older server) as exact', async () => {
@@ -267,9 +282,9 @@ describe('total and totalExact: a lower bound past the count limit', () => {
     expect(body).not.toHaveProperty('totalExact');
     const server = stubFetch(() => json(200, body));
     const p = provider(server.fetch);
-    const [result] = await p.search('', { limit: 1 });
-    expect(result.metadata).toMatchObject({ total: 597, totalExact: true });
-    expect(p.lastPage).toMatchObject({ total: 597, totalExact: true });
+    const { results, page: summary } = await p.searchPage('', { limit: 1 });
+    expect(results[0].metadata).toMatchObject({ total: 597, totalExact: true });
+    expect(summary).toMatchObject({ total: 597, totalExact: true });
     expect(normalizePage(body).totalExact).toBe(true);
     expect(normalizePage({ ...body, totalExact: false }).totalExact).toBe(false);
   });
@@ -282,9 +297,9 @@ describe('total and totalExact: a lower bound past the count limit', () => {
       return json(200, page(ids.map((id) => row(id)), overrides));
     });
     const p = provider(server.fetch);
-    const results = await p.search('', { limit: 2, offset: 1 });
+    const { results, page: summary } = await p.searchPage('', { limit: 2, offset: 1 });
     expect(results.map((r) => r.metadata?.totalExact)).toEqual([false, false]);
-    expect(p.lastPage).toMatchObject({ page: 2, totalExact: false });
+    expect(summary).toMatchObject({ page: 2, totalExact: false });
   });
 
   it('describes a lower bound as N+', () => {
@@ -414,9 +429,16 @@ describe('connection and health', () => {
 
   it('reports a healthy, a degraded and an unreachable API without throwing', async () => {
     const ok = await provider(stubFetch(() => json(200, page([]))).fetch).checkHealth();
-    expect(ok).toMatchObject({ isConnected: true, isSearchAvailable: true, errors: [] });
+    expect(ok).toMatchObject({
+      status: 'healthy',
+      isConnected: true,
+      isSearchAvailable: true,
+      errors: [],
+      details: HEALTHY,
+    });
     expect(ok.latency).toBeGreaterThanOrEqual(0);
-    expect(ok).toMatchObject({ memoryUsage: 'n/a', keyCount: 0, lastSync: null });
+    expect(ok.responseTime).toBe(ok.latency);
+    expect(Date.parse(ok.timestamp ?? '')).not.toBeNaN();
 
     const degraded = await provider(
       stubFetch(
@@ -424,8 +446,9 @@ describe('connection and health', () => {
         () => json(200, { ...HEALTHY, status: 'degraded', redis: 'unreachable' }),
       ).fetch,
     ).checkHealth();
-    expect(degraded).toMatchObject({ isConnected: true, isSearchAvailable: true });
-    expect(degraded.errors.join()).toMatch(/redis unreachable/);
+    expect(degraded).toMatchObject({ status: 'degraded', isConnected: true, isSearchAvailable: true });
+    expect(degraded.errors?.join()).toMatch(/redis unreachable/);
+    expect(degraded.message).toMatch(/^govlab API degraded: redis unreachable/);
 
     const down = await provider(
       stubFetch(
@@ -435,11 +458,91 @@ describe('connection and health', () => {
         },
       ).fetch,
     ).checkHealth();
-    expect(down).toMatchObject({ isConnected: false, isSearchAvailable: false, latency: -1 });
+    expect(down).toMatchObject({
+      status: 'unhealthy',
+      isConnected: false,
+      isSearchAvailable: false,
+      latency: -1,
+    });
   });
 });
 
-describe('no client-side cache: one principal never gets another principal\'s page', () => {
+describe('one search call: its record, its time, its table version', () => {
+  it("rethrows a client error on smart-search's fallback attempt without a request", async () => {
+    let answers = 0;
+    const server = stubFetch(() =>
+      ++answers <= 2 ? json(401, { detail: 'invalid token' }) : json(200, page([row(1)])),
+    );
+    const p = provider(server.fetch);
+    const options = { limit: 1 }; // smart-search passes one object to every attempt of a call
+    await expect(p.search('q', options)).rejects.toMatchObject({ status: 401 });
+    await expect(p.search('q', options)).rejects.toMatchObject({ status: 401 }); // the fallback
+    expect(searches(server.calls)).toHaveLength(1);
+    expect(p.outcome(options)).toMatchObject({ attempts: 2, error: { status: 401 } });
+    // After its fallback, the same object is a new call: the server is asked again.
+    await expect(p.search('q', options)).rejects.toMatchObject({ status: 401 });
+    expect(searches(server.calls)).toHaveLength(2);
+    // So is any call past the fallback window, and any other query or options object.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(Date.now() + FALLBACK_WINDOW_MS + 1);
+      expect(await p.search('q', options)).toHaveLength(1);
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(searches(server.calls)).toHaveLength(3);
+    expect(p.outcome({ limit: 1 })).toBeUndefined();
+  });
+
+  it('sends a transient failure again and records what it recovered from', async () => {
+    let answers = 0;
+    const server = stubFetch(() =>
+      ++answers === 1 ? json(503, { detail: 'restarting' }) : json(200, page([row(1)])),
+    );
+    const p = provider(server.fetch);
+    const options = {};
+    const error = await p.search('', options).catch((e: DeltaApiError) => e);
+    expect(error).toMatchObject({ status: 503, retryable: true });
+    expect(await p.search('', options)).toHaveLength(1);
+    expect(p.outcome(options)).toMatchObject({
+      attempts: 2,
+      error: undefined,
+      recovered: ['delta-api: HTTP 503: restarting'],
+      page: { total: 597 },
+    });
+  });
+
+  it('reads a multi-page window again when the table changed between its pages', async () => {
+    let served = 0;
+    const server = stubFetch((url) => {
+      const number = Number(url.searchParams.get('page'));
+      served += 1;
+      const tableVersion = served === 1 ? 3 : 4; // a reseed lands after the first page
+      const ids = [2 * number - 1, 2 * number];
+      return json(200, page(ids.map((id) => row(id)), { page: number, pageSize: 2, tableVersion }));
+    });
+    const { results, page: summary } = await provider(server.fetch).searchPage('', {
+      limit: 2,
+      offset: 1,
+    });
+    expect(searches(server.calls).map((c) => c.url.searchParams.get('page'))).toEqual([
+      '1',
+      '2',
+      '1',
+      '2',
+    ]);
+    expect(summary.tableVersion).toBe(4);
+    expect(results.map((r) => r.metadata?.tableVersion)).toEqual([4, 4]);
+  });
+
+  it('logs a DeltaApiError as one line, without a stack', () => {
+    const error = new DeltaApiError(401, 'invalid token');
+    expect(inspect(error)).toBe('DeltaApiError: delta-api: HTTP 401: invalid token');
+    expect(inspect({ wrapped: error })).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('no client-side cache unless a shared one is given, then scoped per principal', () => {
   it('asks the server every time, with the provider\'s own token', async () => {
     const server = pagedServer(50);
     const clinician = provider(server.fetch, 'clinician-token');
@@ -461,6 +564,15 @@ describe('no client-side cache: one principal never gets another principal\'s pa
     expect(config).not.toHaveProperty('cache');
     const asInterface: DatabaseProvider = p; // structurally smart-search's DatabaseProvider
     expect(asInterface.name).toBe('delta-api');
+  });
+
+  it('wraps a shared cache in a PrincipalScopedCache', () => {
+    const p = provider(pagedServer(1).fetch);
+    const shared = new MemoryCache();
+    const config = smartSearchConfig(p, { sharedCache: shared });
+    expect(config.cache).toBeInstanceOf(PrincipalScopedCache);
+    expect(config.cache?.name).toBe('principal-scoped(memory)');
+    expect(config.cacheConfig).toEqual({ enabled: true });
   });
 
   it('refuses a config with a cache section', () => {
