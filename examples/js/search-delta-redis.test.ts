@@ -687,7 +687,10 @@ describe('the live example\'s output (main) against a stubbed fetch', () => {
     const lines: string[] = [];
     vi.spyOn(console, 'log').mockImplementation((line: unknown) => void lines.push(String(line)));
     vi.spyOn(console, 'error').mockImplementation((line: unknown) => void lines.push(String(line)));
-    const code = await main(['--url', URL_, '--token', 't', '--query', 'asthma', ...args]);
+    // env: {}: the output is the same with or without smart-search, required or not
+    const code = await main(['--url', URL_, '--token', 't', '--query', 'asthma', ...args], {
+      env: {},
+    });
     return { code, out: lines.join('\n'), calls: searches(server.calls) };
   }
 
