@@ -136,16 +136,35 @@ CONDITIONS = np.array(
 )  # fmt: skip
 CONDITION_WEIGHTS = np.array([18, 14, 12, 6, 10, 7, 8, 8, 7, 4, 3, 3], dtype=np.float64)
 
-NOTE_TEMPLATES = np.array(
+# Clinical notes are "<visit>: <finding>". Neither part names a condition: the notes
+# are masked for roles that see `condition`, so a note that embedded the row's condition
+# would hand those roles part of the masked value (see emails() for the same rule).
+NOTE_VISITS = np.array(
     [
-        "follow-up for {}",
-        "initial consultation for {}",
-        "medication review for {}",
-        "patient reports {} symptoms improving",
-        "referred to specialist for {}",
-        "lab results reviewed; {} stable",
-        "{} management plan updated",
-        "discharged, continue {} treatment",
+        "follow-up visit",
+        "initial consultation",
+        "medication review",
+        "routine check-up",
+        "referred to specialist",
+        "lab results reviewed",
+        "care plan updated",
+        "discharge summary",
+    ]
+)
+NOTE_FINDINGS = np.array(
+    [
+        "blood pressure 128/82",
+        "no known drug allergies",
+        "allergic to penicillin",
+        "non-smoker",
+        "former smoker",
+        "BMI 31, diet advice given",
+        "reports poor sleep",
+        "vaccinations up to date",
+        "lives alone, daughter visits weekly",
+        "advised to increase exercise",
+        "weight stable since last visit",
+        "fasting labs ordered",
     ]
 )
 
@@ -318,17 +337,24 @@ def with_nulls(rng: np.random.Generator, array: pa.Array, fraction: float) -> pa
 
 
 def names(rng: np.random.Generator, n: int) -> tuple[pa.Array, np.ndarray]:
-    """("First Last" strings, name codes); the codes let e-mails follow the same name."""
+    """("First Last" strings, name codes)."""
     codes = rng.integers(0, len(FULL_NAMES_PA), n)
     return take(FULL_NAMES_PA, codes), codes
 
 
-def emails(rng: np.random.Generator, name_codes: np.ndarray) -> pa.Array:
-    """ "first.last42@example.com", built from the owner's name codes."""
-    n = len(name_codes)
+def emails(rng: np.random.Generator, n: int) -> pa.Array:
+    """ "first.last42@example.com" for a name drawn on its own, not the row's owner's.
+
+    A generated e-mail must not be computable from a column a role may see unmasked: one
+    built from the row's name gave a role that masks ``email`` but sees the name
+    (ecommerce's support_agent) all of it but a 1-3 digit number and the domain, whose
+    length and last letters its ``redact_part`` mask shows anyway. Independent names
+    keep the familiar format; a shared first or last name is chance (~1 row in 55).
+    """
+    local = take(EMAIL_LOCALS_PA, rng.integers(0, len(EMAIL_LOCALS_PA), n))
     suffix = int_strings(rng.integers(1, 1000, n))
     domain = take(EMAIL_DOMAINS_PA, rng.integers(0, EMAIL_DOMAINS.size, n))
-    return join(take(EMAIL_LOCALS_PA, name_codes), suffix, domain)
+    return join(local, suffix, domain)
 
 
 def ssns(rng: np.random.Generator, n: int) -> pa.StringArray:

@@ -34,19 +34,30 @@ RISK_WEIGHTS = np.array([70, 22, 8], dtype=np.float64)
 _ACCOUNT_TYPES_PA = c.vocab(ACCOUNT_TYPES)
 _RISK_PA = c.vocab(RISK_RATINGS)
 # "<City> <Suffix>" for every (city, suffix): code = city * n_suffixes + suffix, so a
-# holder banks at a branch in their own city (and region).
+# holder banks at a branch in their own city (and region). The branch thus tells the
+# city of `address`: fine while every address mask shows the city anyway (city_only in
+# the shipped policy); a policy that hides the city must mask `branch` as well.
 _BRANCHES_PA = c.vocab([f"{city} {suffix}" for city in c.CITIES for suffix in c.BRANCH_SUFFIXES])
 
-# Account numbers are a bijection of the primary key onto 1000000000..9999999999, so
-# they are unique across the whole table without any coordination between chunks.
-_ACCOUNT_SPACE = 9_000_000_000
-_ACCOUNT_MULT = 2_654_435_761  # coprime with 9e9 (not divisible by 2, 3 or 5)
-_ACCOUNT_OFFSET = 1_234_567_890
+# 12-digit account numbers: 100000000000..999999999999.
+_ACCOUNT_FIRST = 10**11
+_ACCOUNT_SPACE = 9 * 10**11
 
 
-def account_numbers(ids: np.ndarray) -> pa.StringArray:
-    values = 1_000_000_000 + (ids * _ACCOUNT_MULT + _ACCOUNT_OFFSET) % _ACCOUNT_SPACE
-    return c.fixed_width_strings(c.digit_matrix(values, 10))
+def account_numbers(rng: np.random.Generator, n: int) -> pa.StringArray:
+    """n random 12-digit account numbers, distinct within the chunk.
+
+    Drawn, never derived: they used to be a public bijection of ``account_id``, which
+    every role sees, so anyone could undo every mask on ``account_number`` (issue 9,
+    item 7). Chunks are built independently (none may depend on another), so only a
+    chunk's own numbers are kept distinct (sampling without replacement, ~1 ms per
+    chunk): tiny and small tables (one chunk) have no duplicates, and across chunks the
+    9e11-number space makes them rare: about N^2 / 1.8e12 duplicate pairs in an N-row
+    table, ~0.1 at medium and ~14 at large (1 row in 180,000). ``account_id`` is the
+    key; nothing relies on account numbers being unique.
+    """
+    values = _ACCOUNT_FIRST + rng.choice(_ACCOUNT_SPACE, n, replace=False)
+    return c.fixed_width_strings(c.digit_matrix(values, 12))
 
 
 @c.full_chunks
@@ -69,6 +80,7 @@ def build_chunk(rng: np.random.Generator, start: int, n: int) -> pa.RecordBatch:
     txn_date = pa.array(txn_days.astype(np.int32), type=pa.date32(), mask=txn_mask)
     risk = c.weighted_codes(rng, RISK_WEIGHTS, n)
     branch = city * c.BRANCH_SUFFIXES.size + rng.integers(0, c.BRANCH_SUFFIXES.size, n)
+    account_number = account_numbers(rng, n)  # drawn last: the other columns keep their values
     return pa.RecordBatch.from_arrays(
         [
             pa.array(ids),
@@ -77,7 +89,7 @@ def build_chunk(rng: np.random.Generator, start: int, n: int) -> pa.RecordBatch:
             dob,
             address,
             c.regions_for(city),
-            account_numbers(ids),
+            account_number,
             c.take(_ACCOUNT_TYPES_PA, account_type),
             c.money(balance),
             txn_amount,

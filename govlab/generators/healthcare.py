@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import _common as c
 from .base import DatasetSpec
@@ -29,10 +30,11 @@ SCHEMA = pa.schema(
 
 CLINICIAN_IDS = np.array([f"C{i:03d}" for i in range(1, N_CLINICIANS + 1)])
 _CLINICIANS_PA = c.vocab(CLINICIAN_IDS)
-# Note text for every (template, condition) pair: code = template * n_conditions + condition.
+# Note text for every (visit, finding) pair: code = visit * n_findings + finding.
 _NOTES_PA = c.vocab(
-    [template.format(cond) for template in c.NOTE_TEMPLATES for cond in c.CONDITIONS]
+    [f"{visit}: {finding}" for visit in c.NOTE_VISITS for finding in c.NOTE_FINDINGS]
 )
+_NULL_NOTE = pa.scalar(None, pa.string())
 
 
 @c.full_chunks
@@ -48,9 +50,14 @@ def build_chunk(rng: np.random.Generator, start: int, n: int) -> pa.RecordBatch:
     # clinician's patients all share that clinician's region.
     clinician = region_codes * _CLINICIANS_PER_REGION + rng.integers(0, _CLINICIANS_PER_REGION, n)
     admitted_at = c.timestamps(rng, n, "2021-01-01", "2025-12-31")
-    template = rng.integers(0, len(c.NOTE_TEMPLATES), n)
-    notes = c.with_nulls(rng, c.take(_NOTES_PA, template * len(c.CONDITIONS) + condition), 0.01)
+    visit = rng.integers(0, len(c.NOTE_VISITS), n)
+    no_note = rng.random(n) < 0.01  # ~1% of admissions have no notes
     insurance_id = c.with_nulls(rng, c.coded_ids(rng, n, c.INSURERS, 9), 0.02)
+    # Drawn last, so every other column keeps the values it had when notes quoted the
+    # row's condition (handing roles that mask notes but see `condition` part of them).
+    finding = rng.integers(0, len(c.NOTE_FINDINGS), n)
+    notes = c.take(_NOTES_PA, visit * len(c.NOTE_FINDINGS) + finding)
+    notes = pc.if_else(pa.array(no_note), _NULL_NOTE, notes) if no_note.any() else notes
     return pa.RecordBatch.from_arrays(
         [
             c.primary_keys(start, n),
