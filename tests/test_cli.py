@@ -121,8 +121,14 @@ def test_search_errors_are_one_line_on_stderr(
         ("GOVLAB_SECRET", "short", "GOVLAB_SECRET is 5 bytes; the deployment secret needs"),
     ],
 )
-@pytest.mark.parametrize("command", [["search", "--dataset", "healthcare", "--role", "admin"],
-                                     ["token", "--role", "admin"], ["serve", "--port", "1"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["search", "--dataset", "healthcare", "--role", "admin"],
+        ["token", "--role", "admin"],
+        ["serve", "--port", "1"],
+    ],
+)
 def test_a_bad_setting_is_one_line_on_stderr_for_every_command(
     seeded: Settings,
     capsys: pytest.CaptureFixture[str],

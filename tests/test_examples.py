@@ -180,7 +180,7 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Se
 
 
 def ensure_seeded(url: str, settings: Settings) -> None:
-    client = GovlabClient.for_role("business_user", base_url=url, settings=settings)
+    client = GovlabClient.for_role("admin", base_url=url, settings=settings)  # can_seed
     try:
         client.validate("healthcare", "delta")
     except ApiError as exc:

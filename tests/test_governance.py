@@ -33,6 +33,7 @@ from govlab.policy import (
     parse_policy,
     validate_policy,
 )
+from govlab.policy.access import AccessControl, Action, Grant
 from govlab.policy.ast import (
     FALSE,
     TRUE,
@@ -61,7 +62,6 @@ from govlab.policy.ast import (
 from govlab.policy.bind import bind_filter, bind_tree
 from govlab.policy.compile import evaluate, matches, to_arrow, to_iceberg, to_sql
 from govlab.policy.parser import MAX_FILTER_LENGTH, parse_filter
-from govlab.policy.access import AccessControl, Action, Grant
 from govlab.policy.store import PolicyStore
 
 GOVERNANCE = Path(__file__).resolve().parent.parent / "governance"

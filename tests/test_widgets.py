@@ -18,10 +18,10 @@ from fastapi.testclient import TestClient
 
 from govlab.api import create_app
 from govlab.client import GovlabClient
+from govlab.config import DEFAULT_GOVERNANCE_DIR as GOVERNANCE_DIR
 from govlab.config import Settings
 from govlab.identity import mint_token
 from govlab.masks import MASKS
-from govlab.policy.store import GOVERNANCE_DIR
 from govlab.redis_server import EmbeddedRedis
 from govlab.widgets import STAGES, LabState
 from govlab.widgets._common import render_rows

@@ -10,7 +10,8 @@
    (``--data-dir``, else ``GOVLAB_DATA_DIR``, else govlab's default data root): this
    script must share the server's secret.
 2. If the Delta table is missing (the API answers 404), seed it through the API
-   (``POST /seed``, then poll ``/progress`` until the worker finishes).
+   (``POST /seed``, then poll ``/progress`` until the worker finishes), as an
+   operator: rewriting a shared table needs ``can_seed`` (the admin role here).
 3. ``GET /search`` as each role, twice: the first answer may come from the tables
    (``X-Cache: MISS``), the repeat from the Redis page cache (``HIT``), keyed per
    principal so the two roles never share a page.
@@ -82,7 +83,11 @@ def run(url: str, settings: Settings, size: str, q: str, page_size: int, n_rows:
     try:
         health = clients[0].health()
         print(f"API {url}: {health['status']} (redis {health['redis']})\n")
-        ensure_table(clients[1], size)
+        operator = GovlabClient.for_role("admin", base_url=url, settings=settings)
+        try:
+            ensure_table(operator, size)  # rewriting the table needs can_seed
+        finally:
+            operator.close()
         views = []
         for (label, _, _), client in zip(PRINCIPALS, clients, strict=True):
             page, cache = search_twice(client, q, page_size)
