@@ -6,9 +6,12 @@
 - examples/python/search_delta_redis.py against a live API (``ensure_server``: API +
   worker + embedded Redis) on an empty data root: it seeds through the API, then
   searches as two roles.
-- examples/js: ``npm ci`` (when node_modules is missing), the TypeScript type check,
-  the vitest mapping tests, and ``npx tsx search-delta-redis.ts`` against the live API.
-  Skipped only when npm is not on PATH.
+- examples/js: ``npm ci`` (when node_modules or the vendored smart-search is missing),
+  the TypeScript type check, the vitest tests with the real ``@bilgrami/smart-search``
+  required, ``npx tsx search-delta-redis.ts`` through SmartSearch against the live API
+  (and a copy of it without the library, which must say so and answer the same), and
+  the principal-scoped cache against the live API (policy edit, reseed). Skipped only
+  when npm is not on PATH.
 - docker/docker-compose.yml, docker/Dockerfile, .env.example and environment.yml agree
   with the package (services, volumes, variables, extras).
 """
@@ -249,48 +252,95 @@ def test_search_delta_redis_exits_non_zero_with_a_foreign_secret(
 
 # ---------------------------------------------------------------------- JS example
 needs_npm = pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not on PATH")
+SMART_SEARCH = JS_DIR / "node_modules" / "@bilgrami" / "smart-search" / "package.json"
+# The example's own modules: what a user copies into a project that lacks smart-search.
+JS_MODULES = (
+    "search-delta-redis.ts",
+    "delta-api-provider.ts",
+    "principal-cache.ts",
+    "smart-search-bridge.ts",
+    "smart-search-types.ts",
+)
+TSX = ["npx", "--no-install", "tsx", "search-delta-redis.ts"]
+FAILED_401 = re.compile(r"^FAILED \(status 401\): delta-api: HTTP 401: \S.*$")
 
 
 @pytest.fixture(scope="module")
 def js_ready() -> Path:
-    if not (JS_DIR / "node_modules" / ".bin" / "vitest").exists():
+    """examples/js after ``npm ci``, which installs the real smart-search (an optional
+    dependency on the build vendored in examples/js/vendor/): the tests below need it."""
+    if not (JS_DIR / "node_modules" / ".bin" / "vitest").exists() or not SMART_SEARCH.exists():
         run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, timeout=600)
+    assert SMART_SEARCH.exists(), "npm ci did not install @bilgrami/smart-search from vendor/"
+    assert json.loads(SMART_SEARCH.read_text())["version"] == "3.1.0"
     return JS_DIR
 
 
+def run_js(args: list[str], cwd: Path, require_smart_search: bool) -> subprocess.CompletedProcess:
+    """The JS example, whatever its exit status, with its output free of ANSI escapes."""
+    done = subprocess.run(
+        args,
+        cwd=cwd,
+        env=child_env(GOVLAB_REQUIRE_SMART_SEARCH="1" if require_smart_search else "0"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    done.stdout, done.stderr = ANSI_ESCAPE.sub("", done.stdout), ANSI_ESCAPE.sub("", done.stderr)
+    return done
+
+
+def js_tokens(settings: Settings) -> dict[str, str]:
+    secret = settings.secret_key()
+    return {
+        "clinician": mint_token(secret, "clinician", {"id": "C007"}, "js-test"),
+        "business": mint_token(secret, "business_user", {}, "js-test"),
+        "admin": mint_token(secret, "admin", {}, "js-test"),
+    }
+
+
 @needs_npm
-def test_js_provider_typechecks_and_its_mapping_tests_pass(js_ready: Path) -> None:
+def test_js_typechecks_and_its_tests_pass_with_the_real_smart_search(js_ready: Path) -> None:
     run(["npx", "--no-install", "tsc", "--noEmit"], cwd=js_ready)
-    out = run(["npx", "--no-install", "vitest", "run"], cwd=js_ready)
+    out = run(
+        ["npx", "--no-install", "vitest", "run"], cwd=js_ready, GOVLAB_REQUIRE_SMART_SEARCH="1"
+    )
     assert re.search(r"Tests\s+\d+ passed", out), out[-2000:]
-    assert "failed" not in out
+    assert "failed" not in out and "skipped" not in out, out[-2000:]
 
 
 @needs_npm
-def test_js_example_searches_the_live_api_as_two_principals(
+def test_js_example_searches_the_live_api_through_smart_search_as_two_principals(
     js_ready: Path, live_api: tuple[str, Settings]
 ) -> None:
     url, settings = live_api
     ensure_seeded(url, settings)
-    secret = settings.secret_key()
-    clinician = mint_token(secret, "clinician", {"id": "C007"}, "js-test")
-    business = mint_token(secret, "business_user", {}, "js-test")
-    tsx = ["npx", "--no-install", "tsx", "search-delta-redis.ts"]
+    tokens = js_tokens(settings)
 
-    out = run([*tsx, "--url", url, "--token", clinician, "--query", "asthma"], cwd=js_ready)
+    out = run(
+        [*TSX, "--url", url, "--token", tokens["clinician"], "--query", "asthma"],
+        cwd=js_ready,
+        GOVLAB_REQUIRE_SMART_SEARCH="1",
+    )
+    assert "via SmartSearch 3.1.0 (@bilgrami/smart-search; no client cache)" in out
     assert "as role clinician" in out
     assert "maskedFields: address, dob, insurance_id, ssn" in out
 
     # Through the config file, with the URL and token from the environment, as JSON.
     raw = run(
-        [*tsx, "--config", "smart-search.config.json", "--limit", "7", "--offset", "3", "--json"],
+        [*TSX, "--config", "smart-search.config.json", "--limit", "7", "--offset", "3", "--json"],
         cwd=js_ready,
         GOVLAB_URL=url,
-        GOVLAB_TOKEN=business,
+        GOVLAB_TOKEN=tokens["business"],
+        GOVLAB_REQUIRE_SMART_SEARCH="1",
     )
     answer = json.loads(raw)
+    assert answer["via"] == "SmartSearch" and answer["smartSearchVersion"] == "3.1.0"
+    assert answer["health"]["status"] == "healthy"
     assert answer["health"]["isConnected"] and answer["health"]["isSearchAvailable"]
-    assert answer["meta"]["role"] == "business_user"
+    assert answer["recovered"] == []
+    page = answer["page"]
+    assert page["role"] == "business_user" and page["total"] > 10 and page["totalExact"]
     results = answer["results"]
     assert len(results) == 7
     assert [int(r["id"]) for r in results] == sorted(int(r["id"]) for r in results)
@@ -298,9 +348,10 @@ def test_js_example_searches_the_live_api_as_two_principals(
         meta = result["metadata"]
         assert "name" in meta["maskedFields"] and meta["row"]["name"] == result["title"] == "*****"
         assert meta["row"]["region"] in ("NE", "SE", "MW")
+        assert meta["total"] == page["total"]  # every result carries its page's summary
 
     # The same window straight from the API: offset 3, limit 7 are rows 4..10.
-    api = GovlabClient(url, business)
+    api = GovlabClient(url, tokens["business"])
     try:
         first_ten = api.search("healthcare", "delta", page_size=10)["items"]
     finally:
@@ -309,21 +360,80 @@ def test_js_example_searches_the_live_api_as_two_principals(
 
 
 @needs_npm
-def test_js_example_exits_non_zero_with_the_status_of_an_api_error(
+def test_js_example_reports_an_api_error_once_with_its_status(
     js_ready: Path, live_api: tuple[str, Settings]
 ) -> None:
     url, _ = live_api
-    tsx = ["npx", "--no-install", "tsx", "search-delta-redis.ts", "--url", url]
-    done = subprocess.run(
-        [*tsx, "--token", "forged"],
-        cwd=js_ready,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_js([*TSX, "--url", url, "--token", "forged"], js_ready, require_smart_search=True)
     assert done.returncode == 1
-    assert "FAILED (status 401)" in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert FAILED_401.match(lines[-1]), done.stderr
+    # smart-search logs its failed attempts (its own behaviour), each on one line.
+    assert not [line for line in lines if line.lstrip().startswith("at ")], done.stderr
+    assert done.stdout == ""
+
+
+@needs_npm
+def test_js_example_without_smart_search_says_so_and_answers_the_same(
+    js_ready: Path, live_api: tuple[str, Settings], tmp_path: Path
+) -> None:
+    """A copy of the example in a project without smart-search, as a user may have it."""
+    url, settings = live_api
+    ensure_seeded(url, settings)
+    for name in JS_MODULES:
+        shutil.copy(JS_DIR / name, tmp_path / name)
+    bare = [str(JS_DIR / "node_modules" / ".bin" / "tsx"), "search-delta-redis.ts"]
+    args = ["--url", url, "--token", js_tokens(settings)["clinician"], "-q", "asthma"]
+
+    out = run([*bare, *args], cwd=tmp_path, GOVLAB_REQUIRE_SMART_SEARCH="0")
+    assert "via DeltaApiProvider directly: @bilgrami/smart-search is not installed here" in out
+    assert "as role clinician" in out
+    without = json.loads(run([*bare, *args, "--json"], cwd=tmp_path))
+    with_it = json.loads(run([*TSX, *args, "--json"], cwd=js_ready))
+    assert (without["via"], with_it["via"]) == ("provider", "SmartSearch")
+    rows = [
+        [(r["id"], r["title"], r["metadata"]["row"]) for r in a["results"]]
+        for a in (without, with_it)
+    ]
+    assert rows[0] == rows[1] and rows[0]
+    assert {**without["page"], "cache": None} == {**with_it["page"], "cache": None}
+
+    # The same failure, word for word.
+    forged = ["--url", url, "--token", "forged"]
+    failed = [
+        run_js([*bare, *forged], tmp_path, require_smart_search=False),
+        run_js([*TSX, *forged], js_ready, require_smart_search=True),
+    ]
+    assert [f.returncode for f in failed] == [1, 1]
+    last = [f.stderr.strip().splitlines()[-1] for f in failed]
+    assert FAILED_401.match(last[0]) and last[0] == last[1]
+
+    # Where smart-search is required, its absence is an error, not a quiet fallback.
+    required = run_js([*bare, *args], tmp_path, require_smart_search=True)
+    assert required.returncode == 2
+    assert "GOVLAB_REQUIRE_SMART_SEARCH=1 but @bilgrami/smart-search is not installed" in (
+        required.stderr
+    )
+
+
+@needs_npm
+def test_js_principal_scoped_cache_against_the_live_api(
+    js_ready: Path, live_api: tuple[str, Settings]
+) -> None:
+    """Two principals share one cache through the real SmartSearch; a policy edit and a
+    reseed (done by the vitest file, through the API) are not served stale. Last of the
+    live tests: it reseeds the table (same seed, new version) and puts the policy back."""
+    url, settings = live_api
+    ensure_seeded(url, settings)
+    out = run(
+        ["npx", "--no-install", "vitest", "run", "--config", "vitest.live.config.ts"],
+        cwd=js_ready,
+        timeout=300,
+        GOVLAB_LIVE_URL=url,
+        GOVLAB_LIVE_TOKENS=json.dumps(js_tokens(settings)),
+    )
+    assert re.search(r"Tests\s+1 passed", out), out[-3000:]
+    assert "failed" not in out and "skipped" not in out, out[-3000:]
 
 
 # ---------------------------------------------------------------------- deployment files
