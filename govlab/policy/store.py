@@ -14,11 +14,14 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from govlab.config import Settings
+from govlab.config import DEFAULT_GOVERNANCE_DIR, Settings
 from govlab.config import governance_dir as governance_dir_from_env
 from govlab.generators import get_dataset
 from govlab.policy import LoadedPolicy, parse_policy, validate_policy
 from govlab.policy.access import Action, Grant
+
+#: The shipped policies (``GOVLAB_GOVERNANCE_DIR`` points a store elsewhere).
+GOVERNANCE_DIR = DEFAULT_GOVERNANCE_DIR
 
 
 @dataclass(frozen=True)
