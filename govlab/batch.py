@@ -28,9 +28,9 @@ from jupyter_client import AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from traitlets import default
 
-from govlab.config import Settings
+from govlab.config import Settings, check_environment
 from govlab.engines import FORMATS
-from govlab.errors import BadRequest, GovlabError
+from govlab.errors import BadRequest, ConfigError, GovlabError
 from govlab.generators import get_dataset
 from govlab.generators.base import SIZES, size_rows
 
@@ -226,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_environment()
         axes = parse_batch(args.batch or [])
         run_batch(
             axes.get("datasets", [args.dataset]),
@@ -240,6 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except SeedRunFailed as exc:
         print(f"govlab.batch: {exc} (see {exc.path})", file=sys.stderr)
+        return 1
+    except ConfigError as exc:  # a deployment setting, as every govlab command reports it
+        print(f"govlab.batch: {exc}", file=sys.stderr)
         return 1
     except GovlabError as exc:
         print(f"govlab.batch: {exc}", file=sys.stderr)

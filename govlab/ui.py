@@ -24,6 +24,9 @@ from pathlib import Path
 
 import httpx
 
+from govlab.config import check_environment
+from govlab.errors import ConfigError
+
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "stepper.ipynb"
 DEFAULT_IP = "127.0.0.1"
 DEFAULT_PORT = 8866
@@ -129,6 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ip", default=DEFAULT_IP)
     parser.add_argument("--notebook", default=str(NOTEBOOK))
     args, extra = parser.parse_known_args(argv)
+    try:
+        check_environment()  # the kernel inherits these: fail here, in one line
+    except ConfigError as exc:
+        print(f"govlab.ui: {exc}", file=sys.stderr)
+        return 1
     command = voila_command(args.notebook, args.port, args.ip, extra=extra)
     os.execv(command[0], command)
     return 0  # not reached
