@@ -131,10 +131,7 @@ export async function main(
     provider =
       values.config || existsSync(configPath)
         ? fromConfig(resolve(configPath), overrides)
-        : providerFromConfigObject(
-            { database: { type: 'delta-api', connection: {} } },
-            overrides,
-          );
+        : providerFromConfigObject({ database: { type: 'delta-api', connection: {} } }, overrides);
   } catch (error) {
     console.error(error instanceof Error ? error.message : String(error));
     console.error(USAGE);
@@ -168,7 +165,9 @@ export async function main(
         )
       : { ...(await provider.searchPage(query, window)), recovered: [] };
     for (const error of answer.recovered) {
-      console.error(`warning: SmartSearch's first attempt failed (${error}); its fallback answered`);
+      console.error(
+        `warning: SmartSearch's first attempt failed (${error}); its fallback answered`,
+      );
     }
     if (values.json) {
       const via = library ? 'SmartSearch' : 'provider';

@@ -93,7 +93,7 @@ export async function loadSmartSearch(from: string = HERE): Promise<SmartSearchL
     throw new SmartSearchLoadError(
       missing
         ? `${SMART_SEARCH_PACKAGE} is installed at ${location} but cannot load: its ` +
-            `dependency '${missing}' is missing (run \`npm ci\` in examples/js)`
+          `dependency '${missing}' is missing (run \`npm ci\` in examples/js)`
         : `${SMART_SEARCH_PACKAGE} is installed at ${location} but cannot load: ${message}`,
     );
   }
@@ -185,11 +185,25 @@ export async function smartSearchPage(
   if (outcome?.error) throw outcome.error; // the server's word wins over anything cached
   if (outcome?.page) {
     const recovered = outcome.recovered.length ? outcome.recovered : (performance.errors ?? []);
-    return { results: answer.results, page: outcome.page, source: 'server', recovered, performance, strategy };
+    return {
+      results: answer.results,
+      page: outcome.page,
+      source: 'server',
+      recovered,
+      performance,
+      strategy,
+    };
   }
   const cached = summaryOf(answer.results);
   if (cached) {
-    return { results: answer.results, page: cached, source: 'client-cache', recovered: [], performance, strategy };
+    return {
+      results: answer.results,
+      page: cached,
+      source: 'client-cache',
+      recovered: [],
+      performance,
+      strategy,
+    };
   }
   const errors = performance.errors?.join('; ') || 'no answer and no page';
   throw new Error(`SmartSearch: ${errors}`);
