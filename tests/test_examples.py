@@ -388,7 +388,9 @@ def test_js_example_without_smart_search_says_so_and_answers_the_same(
     out = run([*bare, *args], cwd=tmp_path, GOVLAB_REQUIRE_SMART_SEARCH="0")
     assert "via DeltaApiProvider directly: @bilgrami/smart-search is not installed here" in out
     assert "as role clinician" in out
-    without = json.loads(run([*bare, *args, "--json"], cwd=tmp_path))
+    without = json.loads(
+        run([*bare, *args, "--json"], cwd=tmp_path, GOVLAB_REQUIRE_SMART_SEARCH="0")
+    )
     with_it = json.loads(run([*TSX, *args, "--json"], cwd=js_ready))
     assert (without["via"], with_it["via"]) == ("provider", "SmartSearch")
     rows = [
