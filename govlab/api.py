@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 import redis
 from fastapi import Body, Depends, FastAPI, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -27,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from govlab import jobs, masks
 from govlab.audit import AuditLog
-from govlab.cache import PageCache, cached_run
+from govlab.cache import CachedPage, CacheStatus, PageCache, compute_and_store, lookup, page_key
 from govlab.config import (
     Settings,
     audit_query_mode,
@@ -50,7 +51,7 @@ from govlab.keys import DerivedKeys, derive_keys
 from govlab.policy import Principal
 from govlab.policy.access import AccessControl, Action, Grant
 from govlab.redis_server import redis_url
-from govlab.search import GovernedSearch, SearchQuery
+from govlab.search import GovernedSearch, Prepared, SearchQuery
 
 log = logging.getLogger("govlab.api")
 
@@ -61,6 +62,10 @@ assert set(Dataset.__args__) == set(DATASETS)  # type: ignore[attr-defined]
 assert set(Format.__args__) == set(FORMATS)  # type: ignore[attr-defined]
 assert set(Size.__args__) == set(SIZES)  # type: ignore[attr-defined]
 
+SEARCH_DOC = (
+    "`{items, page, pageSize, total, totalExact, maskedFields, sort, role, tableVersion, "
+    "policyVersion, strategy: {cache, engine, pushdown}, tookMs}`; header `X-Cache`."
+)
 REDIS_DOWN = "Redis is not answering; jobs cannot be queued or read now (searches still work)"
 STATUS = {
     InvalidToken: 401,
@@ -247,20 +252,20 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 # ------------------------------------------------------------------ identity
-def services_of(request: Request) -> Services:
+async def services_of(request: Request) -> Services:
     return request.app.state.services
 
 
 ServicesDep = Annotated[Services, Depends(services_of)]
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     authorization: Annotated[str | None, Header()] = None,
     x_user_role: Annotated[str | None, Header(include_in_schema=False)] = None,
     x_user_context: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
-    services = services_of(request)
+    services: Services = request.app.state.services  # no I/O here: runs on the event loop
     if authorization:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token:
@@ -291,6 +296,20 @@ def _job_grant(services: Services, principal: Principal, action: Action, job_id:
     """Authorise against the job's own dataset and requester (404 for an unknown job)."""
     owner = jobs.owner(services.redis, job_id)
     return services.access.authorize(principal, action, owner.dataset, job=owner)
+
+
+async def _cached_page(
+    services: Services, prepared: Prepared, principal: Principal
+) -> tuple[CachedPage, CacheStatus]:
+    """The lookup runs on the event loop (one Redis GET); a miss computes the page in
+    the thread pool, so a scan never holds up other requests' hits."""
+    key = page_key(prepared, principal, services.searcher.keys)
+    hit, reachable = lookup(services.cache, key)
+    if hit is not None:
+        return hit, "hit"
+    return await run_in_threadpool(
+        compute_and_store, services.searcher, services.cache, prepared, key, reachable
+    )
 
 
 def _detokenize_one(services: Services, grant: Grant, token: str, columns: list[str]) -> str:
@@ -361,9 +380,8 @@ def _install_routes(app: FastAPI) -> None:
         _audit_grant(services, grant, "job_cancel", str(record["status"]), jobId=job_id)
         return record
 
-    @app.get("/search")
-    def search(
-        response: Response,
+    @app.get("/search", response_class=Response, responses={200: {"description": SEARCH_DOC}})
+    async def search(
         services: ServicesDep,
         principal: PrincipalDep,
         dataset: Dataset,
@@ -380,38 +398,38 @@ def _install_routes(app: FastAPI) -> None:
                 "deployment's limit (GOVLAB_COUNT_LIMIT, 10,000) and `totalExact` is false.",
             ),
         ] = False,
-    ) -> dict[str, Any]:
+    ) -> Response:
+        """A hit is the stored bytes plus this request's ``strategy`` and ``tookMs``; only
+        a miss (a table scan) leaves the event loop for the thread pool."""
         started = time.perf_counter()
         query = SearchQuery.parse(q, page, page_size, sort, exact_total)
         prepared = services.searcher.prepare(dataset, format, principal, query)
-        page_data, status = cached_run(services.searcher, services.cache, prepared, principal)
-        response.headers["X-Cache"] = status.upper()
-        result = {k: v for k, v in page_data.items() if k not in ("engine", "pushdown")}
-        result["tookMs"] = round((time.perf_counter() - started) * 1000, 2)  # this request's
-        result["strategy"] = {
-            "cache": status,
-            "engine": page_data["engine"],
-            "pushdown": page_data["pushdown"],
-        }
+        stored, status = await _cached_page(services, prepared, principal)
+        took_ms = round((time.perf_counter() - started) * 1000, 2)  # this request's
+        meta = stored.meta
         record_audit(
             services,
             principal,
-            page_data["role"],
+            meta["role"],
             "search",
             "ok",
             dataset=dataset,
             format=format,
             **services.audit.query_fields(query.q),
-            policyVersion=page_data["policyVersion"],
-            tableVersion=page_data["tableVersion"],
+            policyVersion=meta["policyVersion"],
+            tableVersion=meta["tableVersion"],
             filter=prepared.plan.filter_sql,
-            maskedFields=page_data["maskedFields"],
-            rows=len(page_data["items"]),
-            total=page_data["total"],
-            totalExact=page_data["totalExact"],
+            maskedFields=meta["maskedFields"],
+            rows=meta["rows"],
+            total=meta["total"],
+            totalExact=meta["totalExact"],
             cache=status,
         )
-        return result
+        return Response(
+            stored.response(status, took_ms),
+            media_type="application/json",
+            headers={"X-Cache": status.upper()},
+        )
 
     @app.get("/validate")
     def validate(

@@ -30,7 +30,18 @@ log = logging.getLogger(__name__)
 CacheStatus = Literal["hit", "miss", "bypass"]
 KEY_PREFIX = "govlab:page:"
 DEFAULT_TTL_S = 300
-__all__ = ["CacheStatus", "PageCache", "cache_ttl", "cached_run", "cached_search", "page_key"]
+__all__ = [
+    "CacheStatus",
+    "CachedPage",
+    "PageCache",
+    "cache_ttl",
+    "cached_page",
+    "cached_run",
+    "cached_search",
+    "compute_and_store",
+    "lookup",
+    "page_key",
+]
 
 
 def page_key(prepared: Prepared, principal: Principal, keys: DerivedKeys) -> str:
@@ -53,20 +64,68 @@ def page_key(prepared: Prepared, principal: Principal, keys: DerivedKeys) -> str
     return KEY_PREFIX + digest
 
 
+#: Fields of a page that describe how it was computed, not what it holds: kept beside
+#: the body (for the audit and ``strategy``), not in it.
+_COMPUTED = ("engine", "pushdown", "tookMs")
+_AUDITED = ("role", "policyVersion", "tableVersion", "maskedFields", "total", "totalExact")
+
+
+@dataclass(frozen=True)
+class CachedPage:
+    """A page as stored: the response body's bytes and the few facts the audit needs.
+
+    A cache hit is served as these bytes, never decoded and re-encoded: ``body`` is the
+    public page as JSON without its closing brace, and :meth:`response` appends the
+    per-request ``strategy`` and ``tookMs``.
+    """
+
+    meta: dict[str, Any]
+    body: bytes
+
+    @classmethod
+    def of(cls, page: dict[str, Any]) -> CachedPage:
+        public = {k: v for k, v in page.items() if k not in _COMPUTED}
+        meta = {k: page[k] for k in _AUDITED}
+        meta |= {"rows": len(page["items"]), "engine": page["engine"], "pushdown": page["pushdown"]}
+        return cls(meta, json.dumps(public, separators=(",", ":")).encode()[:-1])
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.meta, separators=(",", ":")).encode() + b"\n" + self.body
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> CachedPage:
+        meta, _, body = raw.partition(b"\n")  # compact JSON has no raw newline
+        return cls(json.loads(meta), body)
+
+    def page(self) -> dict[str, Any]:
+        """The page as a dict, for in-process callers (the notebooks, the pre-warmer)."""
+        page = json.loads(self.body + b"}")
+        return page | {"engine": self.meta["engine"], "pushdown": self.meta["pushdown"]}
+
+    def response(self, status: CacheStatus, took_ms: float) -> bytes:
+        strategy = {
+            "cache": status,
+            "engine": self.meta["engine"],
+            "pushdown": self.meta["pushdown"],
+        }
+        tail = {"strategy": strategy, "tookMs": took_ms}
+        return self.body + b"," + json.dumps(tail, separators=(",", ":")).encode()[1:]
+
+
 @dataclass
 class PageCache:
     client: redis.Redis | None
     ttl_s: int = DEFAULT_TTL_S
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, key: str) -> CachedPage | None:
         if self.client is None:
             raise redis.ConnectionError("no cache client")
         raw = self.client.get(key)
-        return None if raw is None else json.loads(raw)
+        return None if raw is None else CachedPage.from_bytes(raw)
 
-    def put(self, key: str, page: dict[str, Any]) -> None:
+    def put(self, key: str, page: CachedPage) -> None:
         if self.client is not None:
-            self.client.set(key, json.dumps(page, separators=(",", ":")), ex=self.ttl_s)
+            self.client.set(key, page.to_bytes(), ex=self.ttl_s)
 
 
 def cached_search(
@@ -86,15 +145,37 @@ def cached_run(
     searcher: GovernedSearch, cache: PageCache, prepared: Prepared, principal: Principal
 ) -> tuple[dict[str, Any], CacheStatus]:
     """The cache around ``searcher.run`` for a request already prepared (and checked)."""
+    page, status = cached_page(searcher, cache, prepared, principal)
+    return page.page(), status
+
+
+def cached_page(
+    searcher: GovernedSearch, cache: PageCache, prepared: Prepared, principal: Principal
+) -> tuple[CachedPage, CacheStatus]:
+    """The stored form of the page: what the API sends as bytes on a hit."""
     key = page_key(prepared, principal, searcher.keys)
+    hit, reachable = lookup(cache, key)
+    if hit is not None:
+        return hit, "hit"
+    return compute_and_store(searcher, cache, prepared, key, reachable)
+
+
+def lookup(cache: PageCache, key: str) -> tuple[CachedPage | None, bool]:
+    """The stored page, if any, and whether Redis answered at all."""
     try:
-        page = cache.get(key)
+        return cache.get(key), True
     except redis.RedisError as exc:
         log.warning("page cache unavailable (%s); serving from the tables", type(exc).__name__)
-        return searcher.run(prepared), "bypass"
-    if page is not None:
-        return page, "hit"
-    page = searcher.run(prepared)
+        return None, False
+
+
+def compute_and_store(
+    searcher: GovernedSearch, cache: PageCache, prepared: Prepared, key: str, reachable: bool
+) -> tuple[CachedPage, CacheStatus]:
+    """A miss: run the search, store the page (when Redis answered the lookup)."""
+    page = CachedPage.of(searcher.run(prepared))
+    if not reachable:
+        return page, "bypass"
     try:
         cache.put(key, page)
     except redis.RedisError as exc:

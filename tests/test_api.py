@@ -292,3 +292,23 @@ def test_health_reports_versions(client) -> None:  # type: ignore[no-untyped-def
     body = client.get("/health").json()
     assert body["status"] == "ok" and body["redis"] == "ok"
     assert set(body["versions"]) >= {"deltalake", "pyarrow", "pyiceberg"}
+
+
+def test_a_cache_hit_is_served_as_the_stored_bytes(client, redis_server) -> None:  # type: ignore[no-untyped-def]
+    """No decode/re-encode on a hit: the body is the stored page plus this request's
+    ``strategy`` and ``tookMs``."""
+    import redis
+
+    headers = auth("analyst", ATTRS_NE)
+    miss = client.get("/search", params=SEARCH, headers=headers)
+    hit = client.get("/search", params=SEARCH, headers=headers)
+    r = redis.Redis.from_url(redis_server.url)
+    (key,) = r.keys("govlab:page:*")
+    _, _, stored_body = r.get(key).partition(b"\n")
+    assert hit.content.startswith(stored_body + b',"strategy":{"cache":"hit"')
+    strip = ("strategy", "tookMs")
+    assert {k: v for k, v in hit.json().items() if k not in strip} == {
+        k: v for k, v in miss.json().items() if k not in strip
+    }
+    assert hit.json()["strategy"] == {**miss.json()["strategy"], "cache": "hit"}
+    assert hit.headers["content-type"] == "application/json"
