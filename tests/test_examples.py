@@ -330,7 +330,7 @@ def test_js_example_searches_the_live_api_through_smart_search_as_two_principals
     raw = run(
         [*TSX, "--config", "smart-search.config.json", "--limit", "7", "--offset", "3", "--json"],
         cwd=js_ready,
-        GOVLAB_URL=url,
+        GOVLAB_API_URL=url,
         GOVLAB_TOKEN=tokens["business"],
         GOVLAB_REQUIRE_SMART_SEARCH="1",
     )

@@ -707,7 +707,7 @@ export interface FromConfigOverrides {
 }
 
 /** A provider from a parsed config object; explicit overrides win over the file, and
- * the file over GOVLAB_URL / GOVLAB_TOKEN. */
+ * the file over GOVLAB_API_URL / GOVLAB_TOKEN. */
 export function providerFromConfigObject(
   config: DeltaApiConfigFile,
   overrides: FromConfigOverrides = {},
@@ -728,7 +728,7 @@ export function providerFromConfigObject(
   }
   const fromFile = (value: string | undefined) => (value ? expandEnv(value, env) : '');
   return new DeltaApiProvider({
-    url: overrides.url || fromFile(connection.url) || env.GOVLAB_URL || DEFAULT_URL,
+    url: overrides.url || fromFile(connection.url) || env.GOVLAB_API_URL || DEFAULT_URL,
     token: overrides.token || fromFile(connection.token) || env.GOVLAB_TOKEN || '',
     dataset: overrides.dataset ?? options.dataset,
     format: overrides.format ?? options.format,

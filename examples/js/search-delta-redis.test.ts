@@ -586,10 +586,10 @@ describe('no client-side cache unless a shared one is given, then scoped per pri
 });
 
 describe('fromConfig', () => {
-  it('reads the shipped smart-search.config.json with GOVLAB_URL/GOVLAB_TOKEN', async () => {
+  it('reads the shipped smart-search.config.json with GOVLAB_API_URL/GOVLAB_TOKEN', async () => {
     const server = pagedServer(5);
     const p = fromConfig(join(HERE, 'smart-search.config.json'), {
-      env: { GOVLAB_URL: URL_, GOVLAB_TOKEN: 'env-token' },
+      env: { GOVLAB_API_URL: URL_, GOVLAB_TOKEN: 'env-token' },
       fetch: server.fetch,
     });
     expect(p).toMatchObject({ url: URL_, dataset: 'healthcare', format: 'delta' });
@@ -603,7 +603,7 @@ describe('fromConfig', () => {
     const path = configFile({
       database: {
         type: 'delta-api',
-        connection: { url: '${GOVLAB_URL:-http://127.0.0.1:8000}', token: '${GOVLAB_TOKEN}' },
+        connection: { url: '${GOVLAB_API_URL:-http://127.0.0.1:8000}', token: '${GOVLAB_TOKEN}' },
         options: { dataset: 'financial', format: 'iceberg' },
       },
       search: { fallback: 'database' },

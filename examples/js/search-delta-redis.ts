@@ -4,7 +4,7 @@
  *   cd examples/js && npm ci          # also installs @bilgrami/smart-search from vendor/
  *   TOKEN=$(../../.venv/bin/govlab token --role clinician --attr id=C007)
  *   npx tsx search-delta-redis.ts --url http://127.0.0.1:8000 --token "$TOKEN" --query asthma
- *   GOVLAB_URL=... GOVLAB_TOKEN=... npx tsx search-delta-redis.ts --config smart-search.config.json
+ *   GOVLAB_API_URL=... GOVLAB_TOKEN=... npx tsx search-delta-redis.ts --config smart-search.config.json
  *   npx tsx search-delta-redis.ts ... --exact-total   # count every match (slower on broad queries)
  *
  * The search runs through smart-search's `SmartSearch` where `@bilgrami/smart-search` is
@@ -66,7 +66,7 @@ const USAGE = `usage: npx tsx search-delta-redis.ts [--config smart-search.confi
        [--url URL] [--token TOKEN] [--query TEXT] [--limit N] [--offset N]
        [--dataset healthcare|ecommerce|financial] [--format delta|parquet|iceberg]
        [--exact-total] [--json]
-URL and TOKEN default to GOVLAB_URL and GOVLAB_TOKEN (mint one with \`govlab token\`).
+URL and TOKEN default to GOVLAB_API_URL and GOVLAB_TOKEN (mint one with \`govlab token\`).
 A total past the server's count limit (GOVLAB_COUNT_LIMIT, 10,000) is a lower bound,
 printed as N+; --exact-total (or options.exactTotal in the config) counts every match.
 Runs through ${SMART_SEARCH_PACKAGE}'s SmartSearch where it is installed (\`npm ci\`

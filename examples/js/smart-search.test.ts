@@ -378,7 +378,7 @@ describe.skipIf(!library)('inside smart-search 3.1', () => {
       const loaded = ConfigLoader.getInstance().loadConfig(path);
       expect(SmartSearchFactory.validateConfig(loaded).valid).toBe(false);
       // smart-search's loader leaves ${VAR} as it is; the expansion is this example's own.
-      expect(loaded.database.connection.url).toBe('${GOVLAB_URL:-http://127.0.0.1:8000}');
+      expect(loaded.database.connection.url).toBe('${GOVLAB_API_URL:-http://127.0.0.1:8000}');
       const ours = fromConfig(path, { env: { GOVLAB_TOKEN: 't' } });
       expect(ours.url).toBe('http://127.0.0.1:8000');
     });
