@@ -74,7 +74,7 @@ examples: $(STAMP)
 	$(PY) examples/python/search_delta_redis.py --start
 
 examples-js:
-	cd examples/js && { test -d node_modules || npm ci --no-audit --no-fund; } && npx tsc --noEmit && npx vitest run
+	cd examples/js && { test -d node_modules/@bilgrami/smart-search || npm ci --no-audit --no-fund; } && npx tsc --noEmit && npx vitest run
 
 # A benchmark, not a test: writes benchmarks/RESULTS.md and benchmarks/results.json.
 # BENCH_SIZES=small,medium by default; LARGE=1 adds the 5M-row size.

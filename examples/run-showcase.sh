@@ -25,7 +25,7 @@ echo "== Iceberg built with PyIceberg, registered and searched"
 echo "== JS: smart-search DatabaseProvider over the API"
 (
   cd examples/js
-  test -d node_modules || npm ci --no-audit --no-fund
+  test -d node_modules/@bilgrami/smart-search || npm ci --no-audit --no-fund
   for who in "clinician --attr id=C007" "business_user"; do
     # shellcheck disable=SC2086
     TOKEN=$("../../$GOVLAB" token --role $who)
