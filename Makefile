@@ -56,17 +56,17 @@ lab: $(STAMP)
 # The stepper notebook as a web app at 127.0.0.1:$(UI_PORT); idle kernels are culled.
 # GOVLAB_API_URL / GOVLAB_DATA_DIR / GOVLAB_SECRET from the environment reach the kernel.
 ui: $(STAMP)
-	$(PY) -m govlab.ui --port $(UI_PORT)
+	$(GOVLAB) ui --port $(UI_PORT)
 
 # papermill runs notebooks/seed.ipynb; the executed notebook under runs/ is the record
 seed: $(STAMP)
-	$(PY) -m govlab.batch --dataset $(DATASET) --size $(SIZE) --format $(FORMAT) --seed $(SEED)
+	$(GOVLAB) seed --record --dataset $(DATASET) --size $(SIZE) --format $(FORMAT) --seed $(SEED)
 
 seed-batch: $(STAMP)
-	$(PY) -m govlab.batch --dataset $(DATASET) --seed $(SEED) --batch sizes=$(SIZES) formats=$(FORMATS)
+	$(GOVLAB) seed --dataset $(DATASET) --seed $(SEED) --batch sizes=$(SIZES) formats=$(FORMATS)
 
 seed-tiny seed-small seed-medium seed-large: $(STAMP)
-	$(PY) -m govlab.batch --dataset $(DATASET) --size $(@:seed-%=%) --format $(FORMAT) --seed $(SEED)
+	$(GOVLAB) seed --record --dataset $(DATASET) --size $(@:seed-%=%) --format $(FORMAT) --seed $(SEED)
 
 examples: $(STAMP)
 	$(PY) examples/python/load_parquet_example.py

@@ -318,8 +318,8 @@ def bench_http(
 ) -> list[dict[str, Any]]:
     import httpx
 
-    from govlab.client import ensure_server
-    from govlab.identity import mint_token
+    from govlab.lab.client import ensure_server
+    from govlab.service.identity import mint_token
 
     settings = Settings.from_env(data_dir)
     url = f"http://127.0.0.1:{free_port()}"

@@ -10,8 +10,11 @@ The kernel is always this interpreter (``sys.executable``), whatever ``python3``
 kernelspec happens to be installed for the user or the system: a batch started from
 the project's venv seeds with the project's venv, on a fresh machine too.
 
-    python -m govlab.batch --dataset healthcare --size tiny --format iceberg
-    python -m govlab.batch --dataset healthcare --batch sizes=tiny,small formats=delta,parquet
+    govlab seed --record --dataset healthcare --size tiny --format iceberg
+    govlab seed --dataset healthcare --batch sizes=tiny,small formats=delta,parquet
+
+It is apart from ``govlab.seeding`` (which it runs inside the notebook) because it
+imports Jupyter's kernel machinery: a seed worker must not pay that on every job.
 """
 
 from __future__ import annotations
@@ -28,11 +31,11 @@ from jupyter_client import AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from traitlets import default
 
-from govlab.config import Settings, check_environment
+from govlab.config import Settings
 from govlab.engines import FORMATS
-from govlab.errors import BadRequest, ConfigError, GovlabError
+from govlab.errors import BadRequest, GovlabError
 from govlab.generators import get_dataset
-from govlab.generators.base import SIZES, size_rows
+from govlab.generators.base import size_rows
 
 SEED_NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "seed.ipynb"
 RUNS_DIR = Path("runs")
@@ -197,59 +200,22 @@ def parse_batch(items: Sequence[str]) -> dict[str, list[str]]:
     return axes
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m govlab.batch",
-        description="Seed tables by executing notebooks/seed.ipynb with papermill; "
-        "each executed notebook is kept under --runs-dir as the record of its run.",
-    )
-    parser.add_argument("--dataset", default="healthcare")
-    parser.add_argument("--size", default="tiny", help=f"one of {', '.join(SIZES)}")
-    parser.add_argument("--format", default="delta", help=f"one of {', '.join(FORMATS)}")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument(
-        "--data-dir", help="data root (default: GOVLAB_DATA_DIR or datasets/generated)"
-    )
-    parser.add_argument("--runs-dir", type=Path, default=RUNS_DIR)
-    parser.add_argument("--notebook", type=Path, default=SEED_NOTEBOOK)
-    parser.add_argument(
-        "--batch",
-        nargs="+",
-        metavar="AXIS=V1,V2",
-        help="run every combination, e.g. sizes=tiny,small formats=delta,parquet "
-        "(an axis left out takes --dataset / --size / --format)",
-    )
-    parser.add_argument("--quiet", action="store_true", help="do not echo the notebook output")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_recorded(args: argparse.Namespace) -> int:
+    """The recorded seed runs ``govlab seed --record`` / ``--batch`` asked for."""
+    axes = parse_batch(args.batch or [])
     try:
-        check_environment()
-        axes = parse_batch(args.batch or [])
         run_batch(
             axes.get("datasets", [args.dataset]),
             axes.get("sizes", [args.size]),
             axes.get("formats", [args.format]),
             seed=args.seed,
             data_dir=args.data_dir,
-            runs_dir=args.runs_dir,
-            notebook=args.notebook,
+            runs_dir=args.runs_dir or RUNS_DIR,
+            notebook=args.notebook or SEED_NOTEBOOK,
             echo=not args.quiet,
             on_done=lambda path: print(path, flush=True),
         )
     except SeedRunFailed as exc:
-        print(f"govlab.batch: {exc} (see {exc.path})", file=sys.stderr)
+        print(f"govlab: {exc} (see {exc.path})", file=sys.stderr)
         return 1
-    except ConfigError as exc:  # a deployment setting, as every govlab command reports it
-        print(f"govlab.batch: {exc}", file=sys.stderr)
-        return 1
-    except GovlabError as exc:
-        print(f"govlab.batch: {exc}", file=sys.stderr)
-        return 2
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

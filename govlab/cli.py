@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from govlab.config import Settings
@@ -52,6 +53,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
+    if args.record or args.batch:
+        from govlab.batch import run_recorded
+
+        return run_recorded(args)
     from govlab.seeding import seed_table, tqdm_progress
 
     progress, close = tqdm_progress(f"{args.dataset}/{args.size}/{args.format}")
@@ -142,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--format", default="delta")
     seed.add_argument("--seed", type=int, default=42)
     seed.add_argument("--data-dir")
+    _add_record_arguments(seed)
 
     search = add("search", cmd_search, "print one governed page as JSON")
     search.add_argument("--dataset", required=True)
@@ -173,13 +179,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_record_arguments(seed: argparse.ArgumentParser) -> None:
+    """``--record`` / ``--batch``: seed through notebooks/seed.ipynb with papermill
+    (``govlab.batch``, imported only then: it loads Jupyter's kernel machinery)."""
+    seed.add_argument(
+        "--record",
+        action="store_true",
+        help="execute notebooks/seed.ipynb with papermill and keep the executed notebook "
+        "under --runs-dir (default runs/) as the record of the run",
+    )
+    seed.add_argument(
+        "--batch",
+        nargs="+",
+        metavar="AXIS=V1,V2",
+        help="record every combination, e.g. sizes=tiny,small formats=delta,parquet "
+        "(an axis left out takes --dataset / --size / --format)",
+    )
+    seed.add_argument("--runs-dir", type=Path)
+    seed.add_argument("--notebook", type=Path, help="default: notebooks/seed.ipynb")
+    seed.add_argument("--quiet", action="store_true", help="do not echo the notebook output")
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from govlab.lab.voila import NOTEBOOK, serve_foreground
+
+    notebook = args.notebook or str(NOTEBOOK)
+    return serve_foreground(args.port, args.ip, notebook, args.voila_args)
+
+
 def _principal_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--role", required=True)
     p.add_argument("--attr", action="append", metavar="K=V", help="principal attribute")
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from govlab.identity import mint_token, parse_ttl
+    from govlab.service.identity import mint_token, parse_ttl
 
     secret = _settings(args).secret_key()
     print(mint_token(secret, args.role, parse_attrs(args.attr), args.sub, parse_ttl(args.ttl)))
@@ -191,8 +225,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from rq import Queue, Worker
 
     from govlab.engines import preload
-    from govlab.jobs import QUEUE
-    from govlab.redis_server import redis_url
+    from govlab.service.jobs import QUEUE
+    from govlab.service.redis_server import redis_url
 
     preload()  # work horses fork from here: each job starts with the engines imported
     conn = redis.Redis.from_url(redis_url(_settings(args)))
@@ -208,9 +242,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from govlab.api import create_app
     from govlab.config import api_port
-    from govlab.redis_server import redis_url
+    from govlab.service.api import create_app
+    from govlab.service.redis_server import redis_url
 
     settings = _settings(args)
     port = args.port or api_port()
@@ -235,7 +269,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from govlab.demo import run_demo
+    from govlab.lab.demo import run_demo
 
     run_demo(_settings(args), args.dataset, args.format, args.q)
     return 0
@@ -281,6 +315,12 @@ def _register_service_commands(add: Callable[..., argparse.ArgumentParser]) -> N
     )
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--data-dir")
+
+    ui = add("ui", cmd_ui, "serve the stepper notebook as a web app with Voila")
+    ui.add_argument("--port", type=int, default=8866)
+    ui.add_argument("--ip", default="127.0.0.1")
+    ui.add_argument("--notebook", help="default: notebooks/stepper.ipynb")
+    ui.add_argument("voila_args", nargs=argparse.REMAINDER, help="passed on to voila")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,8 +14,8 @@ import tempfile
 
 import pytest
 
-from govlab.client import LocalServer, ensure_server
-from govlab.redis_server import free_port
+from govlab.lab.client import LocalServer, ensure_server
+from govlab.service.redis_server import free_port
 
 _server: LocalServer | None = None
 _data_dir: str | None = None

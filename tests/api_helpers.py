@@ -13,9 +13,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from govlab.api import create_app
 from govlab.config import Settings
-from govlab.identity import mint_token
+from govlab.service.api import create_app
+from govlab.service.identity import mint_token
 from tests.conftest import TEST_SECRET
 
 ATTRS_NE = {"allowed_regions": ["NE"]}

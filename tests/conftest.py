@@ -14,8 +14,8 @@ import pytest
 from govlab.config import Settings
 from govlab.engines import FORMATS, delta, iceberg, parquet
 from govlab.generators import DATASETS, get_dataset, iter_batches
-from govlab.redis_server import EmbeddedRedis, server_binary, start_embedded
 from govlab.seeding import seed_table
+from govlab.service.redis_server import EmbeddedRedis, server_binary, start_embedded
 
 TEST_SECRET = "test-secret-not-for-production-0123456789"
 SEED = 42

@@ -10,8 +10,8 @@ import pytest
 import redis
 
 from govlab.config import Settings
-from govlab.redis_server import start_embedded
 from govlab.seeding import seed_table
+from govlab.service.redis_server import start_embedded
 from tests.api_helpers import ATTRS_NE, ATTRS_SW, auth, make_client, token
 
 SEARCH = {"dataset": "healthcare", "format": "delta", "q": "", "pageSize": 50}
@@ -137,7 +137,7 @@ def test_missing_or_forged_tokens_are_401(client, authorization) -> None:  # typ
 
 
 def test_an_expired_token_is_401(client) -> None:  # type: ignore[no-untyped-def]
-    from govlab.identity import mint_token
+    from govlab.service.identity import mint_token
     from tests.conftest import TEST_SECRET
 
     expired = mint_token(TEST_SECRET.encode(), "admin", {}, "x", ttl_s=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from govlab.api import create_app
+from govlab.service.api import create_app
 from tests.api_helpers import token
 
 ADMIN = {"Authorization": f"Bearer {token('admin', ttl_s=3600)}"}

@@ -9,7 +9,8 @@ from typing import Any
 import nbformat
 import pytest
 
-from govlab.batch import SeedRunFailed, main, parse_batch, run_batch, run_seed_notebook
+from govlab.batch import SeedRunFailed, parse_batch, run_batch, run_seed_notebook
+from govlab.cli import main
 from govlab.config import Settings
 from govlab.engines import get_engine
 from govlab.errors import BadRequest
@@ -120,9 +121,10 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     }
     with pytest.raises(BadRequest):
         parse_batch(["colours=red"])
-    argv = ["--size", "tiny", "--data-dir", str(tmp_path / "d"), "--runs-dir", str(tmp_path)]
-    assert main([*argv, "--format", "parquet", "--quiet"]) == 0
+    argv = ["seed", "--dataset", "healthcare", "--size", "tiny", "--data-dir", str(tmp_path / "d")]
+    argv += ["--runs-dir", str(tmp_path)]
+    assert main([*argv, "--record", "--format", "parquet", "--quiet"]) == 0  # govlab seed
     printed = capsys.readouterr().out.strip().splitlines()
     assert len(printed) == 1 and Path(printed[0]).exists()
-    assert main([*argv, "--batch", "formats=delta,csv"]) == 2
+    assert main([*argv, "--batch", "formats=delta,csv"]) == 1
     assert "valid formats" in capsys.readouterr().err

@@ -29,11 +29,11 @@ from typing import Any
 
 import pytest
 
-from govlab.client import GovlabClient, LocalServer, ensure_server
 from govlab.config import Settings
 from govlab.engines import FORMATS
-from govlab.ui import NOTEBOOK, VoilaServer, start_voila, voila_command
-from govlab.widgets.state import DEFAULT_ATTRS, STAGES
+from govlab.lab.client import GovlabClient, LocalServer, ensure_server
+from govlab.lab.voila import NOTEBOOK, VoilaServer, start_voila, voila_command
+from govlab.lab.widgets.state import DEFAULT_ATTRS, STAGES
 from tests.conftest import TEST_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ import pytest
 
 from govlab.cli import main
 from govlab.config import Settings
-from govlab.identity import verify_token
+from govlab.service.identity import verify_token
 from tests.conftest import TEST_SECRET
 
 
@@ -182,7 +182,7 @@ def test_demo_shows_each_role_a_different_view_through_the_cache(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # type: ignore[no-untyped-def]
-    from govlab.demo import run_demo
+    from govlab.lab.demo import run_demo
 
     monkeypatch.setenv("REDIS_URL", redis_server.url)
     summaries = {s["role"]: s for s in run_demo(Settings(data_dir=tmp_path))}

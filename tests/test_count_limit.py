@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from govlab.client import describe_total
 from govlab.config import Settings, count_limit_from_env
 from govlab.engines import FORMATS
+from govlab.lab.client import describe_total
 from govlab.policy import Principal
 from govlab.search import GovernedSearch, SearchQuery
 

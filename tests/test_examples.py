@@ -34,12 +34,12 @@ import pyarrow.compute as pc
 import pytest
 import yaml
 
-from govlab.client import ApiError, GovlabClient, LocalServer, ensure_server
 from govlab.config import Settings
 from govlab.generators import get_dataset
-from govlab.identity import mint_token
+from govlab.lab.client import ApiError, GovlabClient, LocalServer, ensure_server
 from govlab.policy import Principal, compile_access, load_policy, validate_policy
 from govlab.policy.compile import to_arrow
+from govlab.service.identity import mint_token
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "python"
@@ -492,7 +492,7 @@ def test_env_example_lists_the_variables_and_govlab_honours_them(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from govlab.config import load_secret
-    from govlab.redis_server import redis_url
+    from govlab.service.redis_server import redis_url
 
     env = env_example()
     wanted = {"REDIS_URL", "DELTA_DIR", "PARQUET_DIR", "ICEBERG_DIR", "PORT_WEB"}

@@ -22,19 +22,19 @@ import jwt
 import psutil
 import pytest
 
-from govlab import api
-from govlab.audit import AuditLog
 from govlab.config import Settings
 from govlab.engines import get_engine
 from govlab.errors import ConfigError
 from govlab.generators import get_dataset
-from govlab.identity import ALGORITHM, ISSUER, mint_token, signing_key
 from govlab.keys import derive_keys
 from govlab.masks import apply_mask, tokenize_value
 from govlab.policy import Principal
 from govlab.policy.access import PERMISSION, Action
 from govlab.policy.ast import TRUE
 from govlab.policy.attributes import InvalidAttribute
+from govlab.service import api
+from govlab.service.audit import AuditLog
+from govlab.service.identity import ALGORITHM, ISSUER, mint_token, signing_key
 from tests.api_helpers import ATTRS_NE, auth, make_client, poll_until, worker
 from tests.conftest import TEST_SECRET
 
@@ -352,7 +352,7 @@ def test_management_actions_need_no_row_filter_attributes(client) -> None:  # ty
 
 
 def test_no_http_handler_decides_access_itself() -> None:
-    source = (ROOT / "govlab" / "api.py").read_text()
+    source = (ROOT / "govlab" / "service" / "api.py").read_text()
     assert not re.search(
         r"can_(edit_policies|detokenize|seed|read_audit)|\.reads_audit|\.seeds", source
     )
@@ -511,7 +511,7 @@ def test_server_log_has_no_query_strings_and_no_tracebacks(
 
 # ------------------------------------------------------------------ 11. one name for the URL
 def test_one_name_for_the_api_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    from govlab.client import GovlabClient
+    from govlab.lab.client import GovlabClient
 
     monkeypatch.setenv("GOVLAB_API_URL", "http://127.0.0.1:9")
     assert GovlabClient().base_url == "http://127.0.0.1:9"

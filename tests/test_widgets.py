@@ -16,22 +16,22 @@ import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
-from govlab.api import create_app
-from govlab.client import GovlabClient
 from govlab.config import DEFAULT_GOVERNANCE_DIR as GOVERNANCE_DIR
 from govlab.config import Settings
-from govlab.identity import mint_token
+from govlab.lab.client import GovlabClient
+from govlab.lab.widgets import STAGES, LabState
+from govlab.lab.widgets._common import render_rows
+from govlab.lab.widgets.governance import GovernanceEditor, GovernancePreview
+from govlab.lab.widgets.hydrate import HydrateView
+from govlab.lab.widgets.legend import MaskLegend
+from govlab.lab.widgets.search_table import SearchTable
+from govlab.lab.widgets.state import DEFAULT_ATTRS
+from govlab.lab.widgets.stepper import Stepper
+from govlab.lab.widgets.validate import ValidateView
 from govlab.masks import MASKS
-from govlab.redis_server import EmbeddedRedis
-from govlab.widgets import STAGES, LabState
-from govlab.widgets._common import render_rows
-from govlab.widgets.governance import GovernanceEditor, GovernancePreview
-from govlab.widgets.hydrate import HydrateView
-from govlab.widgets.legend import MaskLegend
-from govlab.widgets.search_table import SearchTable
-from govlab.widgets.state import DEFAULT_ATTRS
-from govlab.widgets.stepper import Stepper
-from govlab.widgets.validate import ValidateView
+from govlab.service.api import create_app
+from govlab.service.identity import mint_token
+from govlab.service.redis_server import EmbeddedRedis
 from tests.api_helpers import worker
 from tests.conftest import TEST_SECRET
 
@@ -487,23 +487,23 @@ def test_hydrate_view_progress_without_blocking(
 # ---------------------------------------------------------------------- package
 def test_state_module_needs_no_ipywidgets() -> None:
     code = (
-        "import sys, govlab.widgets.state, govlab.widgets; "
+        "import sys, govlab.lab.widgets.state, govlab.lab.widgets; "
         "assert 'ipywidgets' not in sys.modules, 'ipywidgets imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 def test_launch_honours_api_url_env(monkeypatch: pytest.MonkeyPatch, writable: Settings) -> None:
-    import govlab.client
-    from govlab.widgets import launch
+    import govlab.lab.client
+    from govlab.lab.widgets import launch
 
     calls: list[tuple[str, str | None]] = []
 
-    def fake_ensure(url: str, data_dir: str | None = None) -> govlab.client.LocalServer:
+    def fake_ensure(url: str, data_dir: str | None = None) -> govlab.lab.client.LocalServer:
         calls.append((url, data_dir))
-        return govlab.client.LocalServer(url, None)
+        return govlab.lab.client.LocalServer(url, None)
 
-    monkeypatch.setattr(govlab.client, "ensure_server", fake_ensure)
+    monkeypatch.setattr(govlab.lab.client, "ensure_server", fake_ensure)
     monkeypatch.setenv("GOVLAB_API_URL", "http://127.0.0.1:8765/")
     monkeypatch.setenv("GOVLAB_DATA_DIR", str(writable.data_dir))
     lab = launch()

@@ -41,9 +41,9 @@ from _showcase import (
     problems_with,
 )
 
-from govlab.client import DEFAULT_URL, ApiError, GovlabClient, LocalServer, ensure_server
 from govlab.config import Settings
 from govlab.generators import get_dataset
+from govlab.lab.client import DEFAULT_URL, ApiError, GovlabClient, LocalServer, ensure_server
 
 FORMAT = "delta"
 SEED_TIMEOUT_S = 600

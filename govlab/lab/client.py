@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from govlab.config import DEFAULT_API_URL, Settings, api_url
-from govlab.identity import mint_token
+from govlab.service.identity import mint_token
 
 #: Where the API is when ``GOVLAB_API_URL`` is unset (the one name for it everywhere).
 DEFAULT_URL = DEFAULT_API_URL

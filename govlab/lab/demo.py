@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from govlab.cache import PageCache, cached_search
-from govlab.client import describe_total
 from govlab.config import Settings
+from govlab.lab.client import describe_total
 from govlab.policy import Principal
-from govlab.redis_server import redis_url
 from govlab.search import GovernedSearch, SearchQuery
 from govlab.seeding import seed_table
+from govlab.service.cache import PageCache, cached_search
+from govlab.service.redis_server import redis_url
 
 DEMO_ATTRS: dict[str, dict[str, Any]] = {
     "clinician": {"id": "C007"},

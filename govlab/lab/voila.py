@@ -2,16 +2,15 @@
 
 ``voila_command()`` is the one place the Voila options live (address, port, kernel
 culling); ``start_voila()`` runs it in the background and waits until it answers;
-``python -m govlab.ui`` runs it in the foreground.
+``govlab ui`` runs it in the foreground.
 
 The notebook's kernel inherits the Voila process's environment, so ``GOVLAB_API_URL``,
-``GOVLAB_DATA_DIR`` and ``GOVLAB_SECRET`` given here reach ``govlab.widgets.launch()``
+``GOVLAB_DATA_DIR`` and ``GOVLAB_SECRET`` given here reach ``govlab.lab.widgets.launch()``
 (which reuses the API at that URL, or starts ``govlab serve`` there).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import signal
@@ -24,10 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from govlab.config import check_environment
-from govlab.errors import ConfigError
-
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "stepper.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "stepper.ipynb"
 DEFAULT_IP = "127.0.0.1"
 DEFAULT_PORT = 8866
 #: A kernel idle this long is shut down (checked every CULL_INTERVAL_S): an abandoned
@@ -124,23 +120,8 @@ def start_voila(
     return server
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m govlab.ui", description="Serve the govlab stepper with Voila."
-    )
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--ip", default=DEFAULT_IP)
-    parser.add_argument("--notebook", default=str(NOTEBOOK))
-    args, extra = parser.parse_known_args(argv)
-    try:
-        check_environment()  # the kernel inherits these: fail here, in one line
-    except ConfigError as exc:
-        print(f"govlab.ui: {exc}", file=sys.stderr)
-        return 1
-    command = voila_command(args.notebook, args.port, args.ip, extra=extra)
+def serve_foreground(port: int, ip: str, notebook: str, extra: Sequence[str]) -> int:
+    """``govlab ui``: Voila in this process (it replaces the govlab process)."""
+    command = voila_command(notebook, port, ip, extra=list(extra))
     os.execv(command[0], command)
     return 0  # not reached
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -26,9 +26,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from govlab import jobs, masks
-from govlab.audit import AuditLog
-from govlab.cache import CachedPage, CacheStatus, PageCache, compute_and_store, lookup, page_key
+from govlab import masks
 from govlab.config import (
     Settings,
     audit_query_mode,
@@ -46,14 +44,24 @@ from govlab.errors import (
     TableNotFound,
 )
 from govlab.generators import DATASETS, SIZES
-from govlab.identity import InvalidToken, principal_from_demo_headers, verify_token
 from govlab.keys import DerivedKeys, derive_keys
 from govlab.policy import Principal
 from govlab.policy.access import AccessControl, Action, Grant
-from govlab.redis_server import redis_url
 from govlab.search import GovernedSearch, Prepared, SearchQuery
+from govlab.service import jobs
+from govlab.service.audit import AuditLog
+from govlab.service.cache import (
+    CachedPage,
+    CacheStatus,
+    PageCache,
+    compute_and_store,
+    lookup,
+    page_key,
+)
+from govlab.service.identity import InvalidToken, principal_from_demo_headers, verify_token
+from govlab.service.redis_server import redis_url
 
-log = logging.getLogger("govlab.api")
+log = logging.getLogger("govlab.service.api")
 
 Dataset = Literal["healthcare", "ecommerce", "financial"]
 Format = Literal["delta", "parquet", "iceberg"]

@@ -244,10 +244,10 @@ def run_seed_job(job_id: str, dataset: str, size: str, fmt: str, seed: int, data
 
 def prewarm(client: redis.Redis, settings: Settings, dataset: str, fmt: str) -> int:
     """Cache the first page of common queries for each role that needs no attributes."""
-    from govlab.cache import PageCache, cache_ttl, cached_search
     from govlab.errors import GovlabError as Refused
     from govlab.policy import Principal
     from govlab.search import GovernedSearch, SearchQuery
+    from govlab.service.cache import PageCache, cache_ttl, cached_search
 
     searcher = GovernedSearch(settings)
     cache = PageCache(client, cache_ttl())

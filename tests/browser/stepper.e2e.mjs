@@ -49,7 +49,7 @@ const SEED_MS = Number(opts['seed-timeout-ms']);
 const FORMAT = opts.format;
 const QUERY = opts.query;
 const ARTIFACTS = path.resolve(opts.artifacts);
-// The labels of the format ToggleButtons (govlab.widgets.state.FORMAT_LABELS).
+// The labels of the format ToggleButtons (govlab.lab.widgets.state.FORMAT_LABELS).
 const FORMAT_LABELS = { delta: 'Delta (v4)', parquet: 'Parquet', iceberg: 'Iceberg' };
 if (!(FORMAT in FORMAT_LABELS)) {
   process.stderr.write(`unknown format ${FORMAT}; formats: ${Object.keys(FORMAT_LABELS)}\n`);

@@ -2,7 +2,7 @@
 
 ``launch()`` starts (or reuses) the API and returns a ``Stepper`` to display::
 
-    from govlab.widgets import launch
+    from govlab.lab.widgets import launch
     lab = launch()
     lab
 
@@ -10,7 +10,7 @@ Modules: ``state`` (LabState and the stage rules, no ipywidgets), ``stepper``,
 ``governance`` (GovernanceEditor, GovernancePreview), ``legend`` (MaskLegend), ``role``
 (RolePicker), ``validate`` (ValidateView), ``hydrate`` (HydrateView), ``search_table``
 (SearchTable). Every view takes the state and a client factory ``(role, attrs) ->
-GovlabClient``; they talk to the API only through ``govlab.client``.
+GovlabClient``; they talk to the API only through ``govlab.lab.client``.
 
 CSS classes (``_dom_classes``), stable for browser tests (Voila + Playwright):
 
@@ -72,10 +72,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from govlab.widgets.state import DEFAULT_ATTRS, STAGES, LabState
+from govlab.lab.widgets.state import DEFAULT_ATTRS, STAGES, LabState
 
 if TYPE_CHECKING:
-    from govlab.widgets.stepper import Stepper
+    from govlab.lab.widgets.stepper import Stepper
 
 __all__ = [
     "DEFAULT_ATTRS",
@@ -93,14 +93,14 @@ __all__ = [
 ]
 
 _LAZY = {
-    "GovernanceEditor": "govlab.widgets.governance",
-    "GovernancePreview": "govlab.widgets.governance",
-    "HydrateView": "govlab.widgets.hydrate",
-    "MaskLegend": "govlab.widgets.legend",
-    "RolePicker": "govlab.widgets.role",
-    "SearchTable": "govlab.widgets.search_table",
-    "Stepper": "govlab.widgets.stepper",
-    "ValidateView": "govlab.widgets.validate",
+    "GovernanceEditor": "govlab.lab.widgets.governance",
+    "GovernancePreview": "govlab.lab.widgets.governance",
+    "HydrateView": "govlab.lab.widgets.hydrate",
+    "MaskLegend": "govlab.lab.widgets.legend",
+    "RolePicker": "govlab.lab.widgets.role",
+    "SearchTable": "govlab.lab.widgets.search_table",
+    "Stepper": "govlab.lab.widgets.stepper",
+    "ValidateView": "govlab.lab.widgets.validate",
 }
 
 
@@ -110,7 +110,7 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'govlab.widgets' has no attribute {name!r}")
+    raise AttributeError(f"module 'govlab.lab.widgets' has no attribute {name!r}")
 
 
 def launch(url: str | None = None, data_dir: str | None = None, poll_s: float = 0.25) -> Stepper:
@@ -122,9 +122,9 @@ def launch(url: str | None = None, data_dir: str | None = None, poll_s: float = 
     ``GOVLAB_SECRET``), so a server already running must share it. The server handle is
     ``lab.server`` (``lab.server.stop()`` ends a server this call started).
     """
-    from govlab.client import GovlabClient, ensure_server
     from govlab.config import Settings, api_url, env_text
-    from govlab.widgets.stepper import Stepper
+    from govlab.lab.client import GovlabClient, ensure_server
+    from govlab.lab.widgets.stepper import Stepper
 
     url = (url or api_url()).rstrip("/")
     data_dir = data_dir or env_text("GOVLAB_DATA_DIR")

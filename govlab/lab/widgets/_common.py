@@ -11,7 +11,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from govlab.client import ApiError, GovlabClient
+from govlab.lab.client import ApiError, GovlabClient
 
 ClientFactory = Callable[[str, Mapping[str, Any]], GovlabClient]
 """(role, attrs) -> a client whose token carries that role and those attributes."""

@@ -15,8 +15,8 @@ from typing import Any
 import ipywidgets as w
 
 from govlab.errors import GovlabError
-from govlab.widgets._common import Callback, ClientFactory, classed, error_text, esc
-from govlab.widgets.state import LabState
+from govlab.lab.widgets._common import Callback, ClientFactory, classed, error_text, esc
+from govlab.lab.widgets.state import LabState
 
 
 class GovernanceEditor(w.VBox):

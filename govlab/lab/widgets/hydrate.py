@@ -14,8 +14,8 @@ from typing import Any
 
 import ipywidgets as w
 
-from govlab.widgets._common import Callback, ClientFactory, classed, error_text, esc
-from govlab.widgets.state import TERMINAL_JOB_STATES, LabState
+from govlab.lab.widgets._common import Callback, ClientFactory, classed, error_text, esc
+from govlab.lab.widgets.state import TERMINAL_JOB_STATES, LabState
 
 BAR_STYLES = {"completed": "success", "failed": "danger", "cancelled": "warning"}
 

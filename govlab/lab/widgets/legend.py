@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import ipywidgets as w
 
+from govlab.lab.widgets._common import classed, esc
 from govlab.masks import MASKS
-from govlab.widgets._common import classed, esc
 
 
 def legend_rows() -> list[tuple[str, str, str, str]]:

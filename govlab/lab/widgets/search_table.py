@@ -12,9 +12,16 @@ from typing import Any
 
 import ipywidgets as w
 
-from govlab.client import describe_total
-from govlab.widgets._common import Callback, ClientFactory, classed, error_text, esc, render_rows
-from govlab.widgets.state import LabState
+from govlab.lab.client import describe_total
+from govlab.lab.widgets._common import (
+    Callback,
+    ClientFactory,
+    classed,
+    error_text,
+    esc,
+    render_rows,
+)
+from govlab.lab.widgets.state import LabState
 
 CACHE_STATES = ("hit", "miss", "bypass")
 

@@ -14,14 +14,14 @@ from typing import Any
 import ipywidgets as w
 
 from govlab.generators import DATASETS, SIZES
-from govlab.widgets._common import CSS, ClientCache, ClientFactory, classed, esc
-from govlab.widgets.governance import GovernanceEditor, GovernancePreview
-from govlab.widgets.hydrate import HydrateView
-from govlab.widgets.legend import MaskLegend
-from govlab.widgets.role import RolePicker
-from govlab.widgets.search_table import SearchTable
-from govlab.widgets.state import FORMAT_LABELS, STAGE_TITLES, STAGES, LabState
-from govlab.widgets.validate import ValidateView
+from govlab.lab.widgets._common import CSS, ClientCache, ClientFactory, classed, esc
+from govlab.lab.widgets.governance import GovernanceEditor, GovernancePreview
+from govlab.lab.widgets.hydrate import HydrateView
+from govlab.lab.widgets.legend import MaskLegend
+from govlab.lab.widgets.role import RolePicker
+from govlab.lab.widgets.search_table import SearchTable
+from govlab.lab.widgets.state import FORMAT_LABELS, STAGE_TITLES, STAGES, LabState
+from govlab.lab.widgets.validate import ValidateView
 
 
 class Stepper(w.VBox):

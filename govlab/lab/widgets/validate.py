@@ -11,10 +11,17 @@ from typing import Any
 
 import ipywidgets as w
 
-from govlab.client import ApiError
 from govlab.errors import GovlabError
-from govlab.widgets._common import Callback, ClientFactory, classed, error_text, esc, render_rows
-from govlab.widgets.state import LabState
+from govlab.lab.client import ApiError
+from govlab.lab.widgets._common import (
+    Callback,
+    ClientFactory,
+    classed,
+    error_text,
+    esc,
+    render_rows,
+)
+from govlab.lab.widgets.state import LabState
 
 
 class ValidateView(w.VBox):
