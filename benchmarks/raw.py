@@ -5,17 +5,27 @@ substring over the same searchable columns) + ORDER BY pk LIMIT/OFFSET + a COUNT
 returning whole rows, without masks. It reads the very files the governed search
 reads (the pinned table version).
 
-* polars: ``scan_delta`` / ``scan_parquet`` (hive partitioning) / ``scan_iceberg``;
-  building the lazy frame is inside the timed call (it resolves the table version);
-  the page and the count run as one ``collect_all``.
-* DuckDB: ``read_parquet`` over the version's data files; the file list is resolved
-  once, outside the timed call (the most generous setting for the baseline).
+Each engine runs in the spellings that can be fastest, and the benchmark compares the
+governed search with the fastest of them all (a slow spelling would flatter govlab):
+
+* ``polars_scan``: the format's native polars scan (``scan_delta`` /
+  ``scan_parquet`` with hive partitioning / ``scan_iceberg``); building the lazy frame
+  is inside the timed call (it resolves the table version);
+* ``polars_files``: ``scan_parquet`` over the version's data files, resolved once,
+  outside the timed call;
+* ``duckdb_ilike``: ``read_parquet`` over the same file list, text as ``c ILIKE '%t%'``;
+* ``duckdb_lower``: the same, text as ``contains(lower(c), 't')``.
+
+polars matches text with a ``(?i)`` literal regex (measured faster here than
+``str.to_lowercase().str.contains(literal=True)``: 79 vs 117 ms on 500k rows). The
+page and the count run as one ``collect_all`` (polars) or two statements (DuckDB).
 """
 
 from __future__ import annotations
 
 import operator
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import reduce
@@ -30,7 +40,7 @@ import pyarrow as pa
 
 from govlab.generators.base import DatasetSpec
 from govlab.policy.ast import AlwaysFalse, AlwaysTrue, And, Cmp, Contains, Expr, In, Or
-from govlab.policy.compile import to_sql
+from govlab.policy.compile import quote_ident, sql_literal, to_sql
 
 _OPS = {
     "==": operator.eq,
@@ -40,6 +50,8 @@ _OPS = {
     ">": operator.gt,
     ">=": operator.ge,
 }
+
+RawRunner = Callable[[Expr, int, int], "RawResult"]
 
 
 def to_polars(expr: Expr) -> pl.Expr:
@@ -55,12 +67,29 @@ def to_polars(expr: Expr) -> pl.Expr:
         case In(column, values, _):
             return pl.col(column).is_in(list(values))
         case Contains(column, term):
-            return pl.col(column).str.to_lowercase().str.contains(term.lower(), literal=True)
+            return pl.col(column).str.contains("(?i)" + re.escape(term))
         case And(children):
             return reduce(operator.and_, (to_polars(c) for c in children))
         case Or(children):
             return reduce(operator.or_, (to_polars(c) for c in children))
     raise TypeError(f"no polars translation for {type(expr).__name__}")
+
+
+def to_duckdb(expr: Expr, spelling: str) -> str:
+    """SQL for DuckDB with text leaves spelled ``ilike`` or ``lower`` (see the module
+    docstring); every other node as ``govlab.policy.compile.to_sql`` renders it."""
+    match expr:
+        case Contains(column, term) if spelling == "ilike":
+            escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            pattern = sql_literal(f"%{escaped}%")
+            return f"{quote_ident(column)} ILIKE {pattern} ESCAPE '\\'"
+        case Contains(column, term):
+            return f"contains(lower({quote_ident(column)}), {sql_literal(term.lower())})"
+        case And(children):
+            return "(" + " AND ".join(to_duckdb(c, spelling) for c in children) + ")"
+        case Or(children):
+            return "(" + " OR ".join(to_duckdb(c, spelling) for c in children) + ")"
+    return to_sql(expr)
 
 
 @dataclass
@@ -84,7 +113,7 @@ class RawTable:
             from deltalake import DeltaTable
 
             table = DeltaTable(str(engine.path(spec.name)), version=version)
-            self._files = list(table.file_uris())
+            self._files = sorted(table.file_uris())
             self._hive = True
         elif fmt == "parquet":
             version_dir = engine.path(spec.name) / f"v{version}"
@@ -107,7 +136,7 @@ class RawTable:
         self._from = f"read_parquet({files_sql}, hive_partitioning={str(self._hive).lower()})"
 
     # ------------------------------------------------------------------ polars
-    def _polars_frame(self) -> pl.LazyFrame:
+    def _polars_native(self) -> pl.LazyFrame:
         if self.fmt == "delta":
             return pl.scan_delta(str(self.engine.path(self.spec.name)), version=self.version)
         if self.fmt == "parquet":
@@ -118,16 +147,31 @@ class RawTable:
             )
         return pl.scan_iceberg(self._iceberg_table, snapshot_id=self._snapshot_id)
 
-    def polars(self, visible: Expr, offset: int, limit: int) -> RawResult:
+    def _polars_files(self) -> pl.LazyFrame:
+        if not self._hive:
+            return pl.scan_parquet(self._files, hive_partitioning=False)
+        return pl.scan_parquet(
+            self._files,
+            hive_partitioning=True,
+            hive_schema={self.spec.partition_by: pl.String},
+        )
+
+    def _polars(self, frame: pl.LazyFrame, visible: Expr, offset: int, limit: int) -> RawResult:
         pk = self.spec.primary_key
-        frame = self._polars_frame().filter(to_polars(visible))
+        frame = frame.filter(to_polars(visible))
         page, count = pl.collect_all([frame.sort(pk).slice(offset, limit), frame.select(pl.len())])
         return RawResult(page.get_column(pk).to_list(), int(count.item()))
 
+    def polars_scan(self, visible: Expr, offset: int, limit: int) -> RawResult:
+        return self._polars(self._polars_native(), visible, offset, limit)
+
+    def polars_files(self, visible: Expr, offset: int, limit: int) -> RawResult:
+        return self._polars(self._polars_files(), visible, offset, limit)
+
     # ------------------------------------------------------------------ duckdb
-    def duckdb(self, visible: Expr, offset: int, limit: int) -> RawResult:
-        pk = '"' + self.spec.primary_key.replace('"', '""') + '"'
-        where = to_sql(visible)
+    def _duckdb(self, visible: Expr, offset: int, limit: int, spelling: str) -> RawResult:
+        pk = quote_ident(self.spec.primary_key)
+        where = to_duckdb(visible, spelling)
         page: pa.Table = self._con.sql(
             f"SELECT * FROM {self._from} WHERE {where} ORDER BY {pk} "
             f"LIMIT {int(limit)} OFFSET {int(offset)}"
@@ -135,8 +179,19 @@ class RawTable:
         ((total,),) = self._con.sql(f"SELECT count(*) FROM {self._from} WHERE {where}").fetchall()
         return RawResult(page.column(self.spec.primary_key).to_pylist(), int(total))
 
-    def runners(self) -> dict[str, Callable[[Expr, int, int], RawResult]]:
-        return {"polars": self.polars, "duckdb": self.duckdb}
+    def duckdb_ilike(self, visible: Expr, offset: int, limit: int) -> RawResult:
+        return self._duckdb(visible, offset, limit, "ilike")
+
+    def duckdb_lower(self, visible: Expr, offset: int, limit: int) -> RawResult:
+        return self._duckdb(visible, offset, limit, "lower")
+
+    def runners(self) -> dict[str, RawRunner]:
+        return {
+            "polars_scan": self.polars_scan,
+            "polars_files": self.polars_files,
+            "duckdb_ilike": self.duckdb_ilike,
+            "duckdb_lower": self.duckdb_lower,
+        }
 
     def close(self) -> None:
         self._con.close()

@@ -4,7 +4,6 @@ normalisation that makes all three formats return byte-for-byte the same Arrow s
 
 from __future__ import annotations
 
-import operator
 import re
 import threading
 from collections import OrderedDict, deque
@@ -12,7 +11,6 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -24,23 +22,11 @@ import pyarrow.parquet as pq
 from filelock import FileLock
 
 from govlab.config import Settings
+from govlab.engines import _text
 from govlab.engines.base import ProgressFn
 from govlab.errors import BadRequest
 from govlab.generators.base import DatasetSpec
-from govlab.policy.ast import (
-    AlwaysFalse,
-    AlwaysTrue,
-    And,
-    Cmp,
-    Contains,
-    Expr,
-    In,
-    IsNull,
-    NotIn,
-    NotNull,
-    Or,
-    columns_of,
-)
+from govlab.policy.ast import AlwaysFalse, AlwaysTrue, Expr, columns_of
 from govlab.policy.compile import to_arrow
 
 # Row groups of this many rows: large enough for efficient scans, small enough that
@@ -345,14 +331,15 @@ def pk_page(
     * Count: from Parquet metadata when the filter only touches partition columns
       (exact). Otherwise by counting matches while reading keys: with ``count_limit``
       None every row group is read (exact); with a limit, reading may stop once at least
-      ``count_limit`` matches are held, and the total is then a lower bound. That is what
-      keeps a first page's cost flat as the table grows (a search engine's "10,000+").
+      ``count_limit`` matches are counted, and the total is then a lower bound. That is
+      what keeps a first page's cost flat as the table grows (a search engine's "10,000+").
     * Keys: row groups are read in pk order (by min, or max when descending), a wave
       of overlapping groups at a time, and reading stops once ``offset + limit`` keys
       are held, every unread group starts beyond the last of them, and the count needs
       no more. The writers keep rows in pk order within each file, so the first pages
       read one group per partition at any size (with unordered files this stays exact;
-      it just stops later).
+      it just stops later). Matches are counted, and only the keys that can still be
+      on the page are kept (``_KeyPass``).
     * Rows: only the row groups that hold the page's keys are read, with the filter
       re-applied together with ``pk in keys``.
     """
@@ -364,251 +351,199 @@ def pk_page(
     top = offset + limit
     # in page order: by min key (max when descending); ``where`` indexes this order
     groups.sort(key=(lambda g: g.hi) if descending else (lambda g: g.lo), reverse=descending)
+    key_pass = _KeyPass(snapshot, spec, row_filter, descending, top)
     if columns_of(row_filter) <= {spec.partition_by}:
         total, exact = snapshot.dataset.count_rows(filter=expr), True
         if offset >= total:
             return PkPage(spec.schema.empty_table(), total, exact)
-        keys, where, _ = _first_keys(snapshot, groups, spec, row_filter, descending, top, 0)
+        _first_keys(key_pass, groups, 0)
     else:
         count_to = None if count_limit is None else max(count_limit, top)
-        keys, where, exact = _first_keys(
-            snapshot, groups, spec, row_filter, descending, top, count_to
-        )
-        total = len(keys)
+        exact = _first_keys(key_pass, groups, count_to)
+        total = key_pass.count
         if offset >= total:  # only when every group was read: ``count_to`` >= ``top``
             return PkPage(spec.schema.empty_table(), total, exact)
-    table = pa.table({"k": keys, "g": where})
-    order = "descending" if descending else "ascending"
-    if top < table.num_rows:
-        # the top keys are those up to the top-th one (select_k on the key array alone
-        # is ~10x faster than on the table)
-        kth = _kth(keys, top, descending)
-        keep = pc.greater_equal(keys, kth) if descending else pc.less_equal(keys, kth)
-        table = table.filter(keep)
-    table = table.sort_by([("k", order)]).slice(offset, limit)
-    page_keys = table.column("k").combine_chunks()
-    rows = _page_rows(snapshot, groups, spec, expr, page_keys, table.column("g"))
+    keys, where = key_pass.page(offset, limit)
+    rows = _page_rows(snapshot, groups, spec, expr, keys, where)
     return PkPage(rows, total, exact)
-
-
-def _tagged_keys(
-    snapshot: Snapshot, groups: list[RowGroup], first: int, pk: str, expr: pc.Expression
-) -> tuple[list[pa.Array], list[pa.Array]]:
-    """Matching keys of ``groups`` and, for each, the index (offset by ``first``) of the
-    row group it came from."""
-    index = {_group_id(g.fragment): first + i for i, g in enumerate(groups)}
-    scanner = snapshot.subset([g.fragment for g in groups]).scanner(columns=[pk], filter=expr)
-    keys, where = [], []
-    for tagged in scanner.scan_batches():
-        batch = tagged.record_batch
-        if batch.num_rows == 0:
-            continue
-        fragment = tagged.fragment
-        group = index[_group_id(fragment)]
-        keys.append(batch.column(0))
-        where.append(pa.array(np.full(batch.num_rows, group, dtype=np.int32)))
-    return keys, where
 
 
 def _group_id(fragment: ds.ParquetFileFragment) -> tuple[str, int]:
     return fragment.path, fragment.row_groups[0].id
 
 
-def _wave_reader(
-    snapshot: Snapshot, spec: DatasetSpec, row_filter: Expr
-) -> Callable[[list[RowGroup], int], tuple[list[pa.Array], list[pa.Array]]]:
-    """How to read the matching keys of a wave of row groups: Arrow's own filter, or
-    the text-match plan below when the filter has text terms."""
+# ---------------------------------------------------------------------- key pass
+# A low-cardinality column's dictionary page is at most this big (read as a dictionary,
+# a text term is matched once per entry).
+_DICTIONARY_READ_MAX_BYTES = 16 * 1024
+
+
+@dataclass(frozen=True)
+class KeyPlan:
+    """How the key pass reads a filter: ``filter`` evaluated by ``_text.true_mask`` on
+    batches of ``columns`` (``dictionary`` ones read as dictionaries), or, when that
+    does not cover the filter, ``scan_filter`` evaluated by the scanner."""
+
+    filter: Expr | None
+    scan_filter: pc.Expression | None
+    columns: tuple[str, ...]  # the key first
+    dictionary: frozenset[str]
+
+
+def key_plan(snapshot: Snapshot, spec: DatasetSpec, row_filter: Expr) -> KeyPlan:
+    """The plan for ``row_filter``: evaluated by ``_text`` where it covers every node
+    and column type; otherwise by Arrow's scanner (same answers, slower)."""
     pk = spec.primary_key
-    expr = to_arrow(row_filter)
-    text = _text_plan(snapshot, spec, row_filter)
-    if text is None:
-        return lambda wave, first: _tagged_keys(snapshot, wave, first, pk, expr)
-    columns, dictionary = text
-    return lambda wave, first: _tagged_text_keys(
-        snapshot, wave, first, pk, row_filter, columns, dictionary
-    )
-
-
-# ---------------------------------------------------------------------- text match
-# Arrow evaluates ``match_substring(ignore_case=True)`` with RE2 on every value. For a
-# filter with text terms the key scan evaluates the same function on fewer values:
-# once per dictionary entry for columns stored fully dictionary-encoded (read as
-# dictionaries), and as an exact ASCII lower-case match where term and values are ASCII
-# (RE2 case folding only differs from ASCII folding on non-ASCII characters). Every
-# other leaf, and the AND/OR around them, is still Arrow's own expression evaluation.
-_DICTIONARY_READ_MAX_BYTES = 16 * 1024  # dictionary page size of a low-cardinality column
-
-
-def _contains_nodes(expr: Expr) -> list[Contains] | None:
-    """The text leaves of a filter; None if it has a node the rewrite does not handle."""
-    match expr:
-        case Contains():
-            return [expr]
-        case And(children) | Or(children):
-            found: list[Contains] = []
-            for child in children:
-                inner = _contains_nodes(child)
-                if inner is None:
-                    return None
-                found += inner
-            return found
-        case AlwaysTrue() | AlwaysFalse() | Cmp() | In() | NotIn() | IsNull() | NotNull():
-            return []
-    return None
-
-
-def _text_plan(
-    snapshot: Snapshot, spec: DatasetSpec, row_filter: Expr
-) -> tuple[list[str], frozenset[str]] | None:
-    """(columns to read, the ones to read as dictionaries), or None to let Arrow
-    evaluate the whole filter (no text leaf, or a shape or type this does not cover)."""
-    leaves = _contains_nodes(row_filter)
-    if not leaves:
-        return None
     schema = snapshot.dataset.schema
     referenced = columns_of(row_filter)
+    whole = KeyPlan(None, to_arrow(row_filter), (pk,), frozenset())
+    if not _text.supported(row_filter):
+        return whole
     for name in referenced:
         if name not in schema.names or schema.field(name).type != spec.column_type(name):
+            return whole
+    if any(not pa.types.is_string(schema.field(c).type) for c in _text.text_columns(row_filter)):
+        return whole
+    dictionary = frozenset(
+        name
+        for name in referenced - {pk, spec.partition_by}
+        if pa.types.is_string(schema.field(name).type) and snapshot.low_cardinality(name)
+    )
+    columns = (pk, *(n for n in schema.names if n in referenced and n != pk))
+    return KeyPlan(row_filter, None, columns, dictionary)
+
+
+class _KeyPass:
+    """Reads the matching keys of row groups without materialising rows: counts the
+    matches, and keeps of each batch only its ``top`` first keys in page order (no
+    later key can be among the page's), tagged with the row group they came from."""
+
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        spec: DatasetSpec,
+        row_filter: Expr,
+        descending: bool,
+        top: int,
+    ) -> None:
+        self.snapshot = snapshot
+        self.plan = key_plan(snapshot, spec, row_filter)
+        self.descending = descending
+        self.top = top
+        self.count = 0
+        self._keys: list[pa.Array] = []
+        self._where: list[pa.Array] = []
+        self._pk_type = snapshot.dataset.schema.field(spec.primary_key).type
+        self._bound: dict[tuple[tuple[str, Any], ...], Expr] = {}
+
+    def read(self, groups: list[RowGroup], first: int) -> None:
+        """Add the matches of ``groups`` (``first`` is the index of ``groups[0]``)."""
+        plan = self.plan
+        index = {_group_id(g.fragment): first + i for i, g in enumerate(groups)}
+        filters = {_group_id(g.fragment): self._group_filter(g) for g in groups}
+        live = [g for g in groups if not isinstance(filters[_group_id(g.fragment)], AlwaysFalse)]
+        if not live:
+            return
+        columns = self._columns(filters.values())
+        dataset = self.snapshot.reader([g.fragment for g in live], plan.dictionary)
+        scanner = dataset.scanner(columns=columns, filter=plan.scan_filter)
+        pool = _fetch_pool()
+        pending: deque[tuple[int, Future[pa.Array]]] = deque()
+        # batches are matched on the pool (Arrow compute releases the GIL), a few at a time
+        for tagged in scanner.scan_batches():
+            batch = tagged.record_batch
+            if batch.num_rows == 0:
+                continue
+            key = _group_id(tagged.fragment)
+            job = pool.submit(self._matching_keys, batch, filters[key])
+            pending.append((index[key], job))
+            if len(pending) > 2 * _pool_workers:
+                self._add(*pending.popleft())
+        while pending:
+            self._add(*pending.popleft())
+
+    def _group_filter(self, group: RowGroup) -> Expr | None:
+        """The plan's filter with the group's partition values bound in (a filter on
+        the partition column alone becomes TRUE for every group left to read)."""
+        if self.plan.filter is None:
             return None
-    text_columns = {leaf.column for leaf in leaves}
-    if any(not pa.types.is_string(schema.field(c).type) for c in text_columns):
-        return None
-    other = columns_of(_without_text(row_filter))
-    candidates = sorted(text_columns - other - {spec.primary_key, spec.partition_by})
-    dictionary = frozenset(c for c in candidates if snapshot.low_cardinality(c))
-    columns = [spec.primary_key] + [n for n in schema.names if n in referenced]
-    return list(dict.fromkeys(columns)), dictionary
+        fragment = group.fragment
+        constants = ds.get_partition_keys(fragment.partition_expression)
+        if not constants:
+            return self.plan.filter
+        key = tuple(sorted(constants.items(), key=lambda item: item[0]))
+        cached = self._bound.get(key)
+        if cached is None:
+            schema = self.snapshot.dataset.schema
+            cached = _text.bind_constants(self.plan.filter, constants, schema)
+            self._bound[key] = cached
+        return cached
+
+    def _columns(self, filters: Iterable[Expr | None]) -> list[str]:
+        """The key, then every column a group's filter still needs, in schema order."""
+        if self.plan.filter is None:
+            return list(self.plan.columns)
+        needed = set().union(*(columns_of(f) for f in filters if f is not None))
+        pk = self.plan.columns[0]
+        return [pk, *(c for c in self.plan.columns[1:] if c in needed)]
+
+    def _matching_keys(self, batch: pa.RecordBatch, row_filter: Expr | None) -> pa.Array:
+        keys = batch.column(0)
+        if row_filter is None or isinstance(row_filter, AlwaysTrue):
+            return keys
+        mask = _text.true_mask(row_filter, batch, None, self.plan.dictionary)
+        return keys.filter(pa.array(mask))
+
+    def _add(self, group: int, future: Future[pa.Array]) -> None:
+        keys = future.result()
+        if len(keys) == 0:
+            return
+        self.count += len(keys)
+        if len(keys) > self.top:
+            keys = keys.take(pc.select_k_unstable(keys, k=self.top, sort_keys=[("", self._order)]))
+        self._keys.append(keys)
+        self._where.append(pa.array(np.full(len(keys), group, dtype=np.int32)))
+
+    @property
+    def _order(self) -> str:
+        return "descending" if self.descending else "ascending"
+
+    def kth(self) -> Any:
+        """The ``top``-th key in page order among the matches read so far."""
+        return _kth(self._keys, self.top, self.descending)
+
+    def page(self, offset: int, limit: int) -> tuple[pa.Array, pa.ChunkedArray]:
+        """The page's keys in page order, and the index of the row group of each."""
+        keys = pa.chunked_array(self._keys, type=self._pk_type)
+        table = pa.table({"k": keys, "g": pa.chunked_array(self._where, type=pa.int32())})
+        if self.top < table.num_rows:
+            # the top keys are those up to the top-th one (select_k on the key array alone
+            # is ~10x faster than on the table)
+            kth = _kth(keys, self.top, self.descending)
+            keep = pc.greater_equal(keys, kth) if self.descending else pc.less_equal(keys, kth)
+            table = table.filter(keep)
+        table = table.sort_by([("k", self._order)]).slice(offset, limit)
+        return table.column("k").combine_chunks(), table.column("g")
 
 
-def _without_text(expr: Expr) -> Expr:
-    match expr:
-        case Contains():
-            return AlwaysTrue()
-        case And(children):
-            return And(tuple(_without_text(c) for c in children))
-        case Or(children):
-            return Or(tuple(_without_text(c) for c in children))
-    return expr
-
-
-def _tagged_text_keys(
-    snapshot: Snapshot,
-    groups: list[RowGroup],
-    first: int,
-    pk: str,
-    row_filter: Expr,
-    columns: list[str],
-    dictionary: frozenset[str],
-) -> tuple[list[pa.Array], list[pa.Array]]:
-    index = {_group_id(g.fragment): first + i for i, g in enumerate(groups)}
-    dataset = snapshot.reader([g.fragment for g in groups], dictionary)
-    keys: list[pa.Array] = []
-    where: list[pa.Array] = []
-    pool = _fetch_pool()
-    pending: deque[tuple[int, Future[pa.Table]]] = deque()
-
-    def collect(group: int, matched: pa.Table) -> None:
-        if matched.num_rows:
-            keys.append(matched.column(pk).combine_chunks())
-            where.append(pa.array(np.full(matched.num_rows, group, dtype=np.int32)))
-
-    # batches are matched on the pool (Arrow compute releases the GIL), a few at a time
-    for tagged in dataset.scanner(columns=columns).scan_batches():
-        batch = tagged.record_batch
-        if batch.num_rows == 0:
-            continue
-        group = index[_group_id(tagged.fragment)]
-        pending.append((group, pool.submit(_text_filtered, batch, row_filter)))
-        if len(pending) > 2 * _pool_workers:
-            done_group, future = pending.popleft()
-            collect(done_group, future.result())
-    while pending:
-        done_group, future = pending.popleft()
-        collect(done_group, future.result())
-    return keys, where
-
-
-def _text_filtered(batch: pa.RecordBatch, row_filter: Expr) -> pa.Table:
-    """The batch's rows where ``row_filter`` is TRUE: text leaves computed here into
-    boolean columns, the rest of the filter evaluated by Arrow around them."""
-    table = pa.Table.from_batches([batch])
-    names: dict[tuple[str, str], str] = {}
-    for leaf in _contains_nodes(row_filter) or []:
-        key = (leaf.column, leaf.term)
-        if key not in names:
-            names[key] = f"__govlab_text_{len(names)}"
-            hits = _contains(batch.column(leaf.column), leaf.term)
-            table = table.append_column(names[key], hits)
-    return table.filter(_with_text_columns(row_filter, names))
-
-
-def _with_text_columns(expr: Expr, names: dict[tuple[str, str], str]) -> pc.Expression:
-    match expr:
-        case Contains(column, term):
-            return pc.field(names[(column, term)])
-        case And(children):
-            return reduce(operator.and_, (_with_text_columns(c, names) for c in children))
-        case Or(children):
-            return reduce(operator.or_, (_with_text_columns(c, names) for c in children))
-    return to_arrow(expr)
-
-
-def _contains(values: pa.Array, term: str) -> pa.Array:
-    """``match_substring(values, term, ignore_case=True)``, computed faster."""
-    if isinstance(values, pa.DictionaryArray):
-        return pc.take(_contains(values.dictionary, term), values.indices)
-    if term.isascii() and _all_ascii(values):
-        return pc.match_substring(pc.ascii_lower(values), term.lower())
-    return pc.match_substring(values, term, ignore_case=True)
-
-
-def _all_ascii(values: pa.Array) -> bool:
-    """Whether every byte of the values is ASCII (conservative: bytes behind NULL slots
-    count too, and types other than ``string`` say no)."""
-    if values.type != pa.string() or len(values) == 0:
-        return False
-    _, offsets_buffer, data_buffer = values.buffers()
-    if data_buffer is None:
-        return True
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int32, count=values.offset + len(values) + 1)
-    data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[values.offset] : offsets[-1]]
-    return bool(data.max(initial=0) < 128)
-
-
-def _first_keys(
-    snapshot: Snapshot,
-    groups: list[RowGroup],
-    spec: DatasetSpec,
-    row_filter: Expr,
-    descending: bool,
-    top: int,
-    count_to: int | None,
-) -> tuple[pa.ChunkedArray, pa.ChunkedArray, bool]:
-    """Matching keys in pk order, reading ``groups`` (sorted in page order) a wave at a
-    time: at least the ``top`` first, and at least ``count_to`` in all (every one when
-    ``count_to`` is None). Also says whether every group was read (the keys are then
-    all the matches, so their number is the exact total)."""
-    read_wave = _wave_reader(snapshot, spec, row_filter)
-    keys: list[pa.Array] = []
-    where: list[pa.Array] = []
-    held = 0
+def _first_keys(key_pass: _KeyPass, groups: list[RowGroup], count_to: int | None) -> bool:
+    """Read ``groups`` (sorted in page order) a wave at a time into ``key_pass``: at
+    least until the ``top`` first matches are settled, and ``count_to`` matches are
+    counted (every group when ``count_to`` is None). Says whether every group was read
+    (the count is then the exact total)."""
+    top, descending = key_pass.top, key_pass.descending
     i = 0
     wave_size = 1
     while i < len(groups):
         j = _wave_end(groups, i, descending, wave_size if count_to is not None else len(groups))
-        new_keys, new_where = read_wave(groups[i:j], i)
-        keys += new_keys
-        where += new_where
-        held += sum(len(k) for k in new_keys)
+        key_pass.read(groups[i:j], i)
         wave_size = 2 * (j - i)  # still short of the count: read more at a time
         i = j
-        if i < len(groups) and count_to is not None and held >= max(top, count_to):
-            kth = _kth(keys, top, descending)
+        if i < len(groups) and count_to is not None and key_pass.count >= max(top, count_to):
+            kth = key_pass.kth()
             if (groups[i].hi < kth) if descending else (groups[i].lo > kth):
                 break
-    pk_type = snapshot.dataset.schema.field(spec.primary_key).type
-    return _chunked(keys, pk_type), _chunked(where, pa.int32()), i >= len(groups)
+    return i >= len(groups)
 
 
 def _wave_end(groups: list[RowGroup], i: int, descending: bool, at_least: int) -> int:
@@ -651,11 +586,11 @@ def _page_rows(
     pk = spec.primary_key
     keyed = pa.table({"k": page_keys, "g": page_groups.combine_chunks()})
     jobs = [
-        (groups[g].fragment, keyed.filter(pc.equal(keyed["g"], g))["k"].combine_chunks())
+        (groups[g], keyed.filter(pc.equal(keyed["g"], g))["k"].combine_chunks())
         for g in sorted(set(page_groups.to_pylist()))
     ]
-    if len(jobs) == 1:
-        parts = [_group_rows(snapshot, *jobs[0], pk)]
+    if len(jobs) == 1:  # one group: its columns are decoded side by side
+        parts = [_group_rows(snapshot, *jobs[0], pk, threads=True)]
     else:  # decoding releases the GIL: the page's row groups are read side by side
         parts = list(_fetch_pool().map(lambda job: _group_rows(snapshot, *job, pk), jobs))
     rows = pa.concat_tables(parts).filter(expr)
@@ -678,15 +613,18 @@ def _fetch_pool() -> ThreadPoolExecutor:
 
 
 def _group_rows(
-    snapshot: Snapshot, part: ds.ParquetFileFragment, keys: pa.Array, pk: str
+    snapshot: Snapshot, group: RowGroup, keys: pa.Array, pk: str, threads: bool = False
 ) -> pa.Table:
     """The rows of one row group whose key is in ``keys``, in the dataset's schema.
 
-    Decoded batch by batch, stopping once every key was seen: rows are pk-ordered in
-    the files, so an early page decodes the start of its groups only. Anything this
+    Decoded from the start of the group, stopping once every key was seen: rows are
+    pk-ordered in the files, so an early page decodes the start of its groups only.
+    The first batch is sized to reach the last key (``_prefix_rows``), so a page whose
+    keys are spread decodes in one call rather than many small ones. Anything this
     cannot mirror exactly (a column neither in the file nor a partition key) goes
     through the dataset scanner instead.
     """
+    part = group.fragment
     schema = snapshot.dataset.schema
     metadata = part.metadata
     in_file = set(metadata.schema.to_arrow_schema().names)
@@ -700,10 +638,12 @@ def _group_rows(
     with part.filesystem.open_input_file(part.path) as source:
         reader = pq.ParquetFile(source, metadata=metadata)
         batches = reader.iter_batches(
-            batch_size=_FETCH_BATCH_ROWS,
+            batch_size=_prefix_rows(
+                group, keys, metadata.row_group(part.row_groups[0].id).num_rows
+            ),
             row_groups=[part.row_groups[0].id],
             columns=columns,
-            use_threads=False,
+            use_threads=threads,
         )
         for batch in batches:
             mask = pc.is_in(batch.column(pk), value_set=keys)
@@ -726,8 +666,16 @@ def _group_rows(
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _chunked(arrays: list[pa.Array], dtype: pa.DataType) -> pa.ChunkedArray:
-    return pa.chunked_array(arrays, type=dtype)
+def _prefix_rows(group: RowGroup, keys: pa.Array, num_rows: int) -> int:
+    """How many leading rows of ``group`` likely hold every key: the largest key placed
+    between the group's min and max key (keys are spread evenly over the rows of the
+    pk-ordered files), plus a margin. An underestimate only costs another batch."""
+    last = pc.max(keys).as_py()
+    if not all(isinstance(v, int) for v in (last, group.lo, group.hi)) or group.hi <= group.lo:
+        return max(num_rows, 1)
+    fraction = min(1.0, max(0.0, (last - group.lo) / (group.hi - group.lo)))
+    margin = num_rows // 50 + _FETCH_BATCH_ROWS
+    return max(1, min(num_rows, int(fraction * num_rows) + margin))
 
 
 class ArrowDatasetEngine:

@@ -1,0 +1,239 @@
+"""A bound row filter evaluated on Arrow batches for the key pass, cheapest part first.
+
+The key pass (``engines._common.pk_page``) only needs to know which rows are TRUE, to
+count them and keep their keys. A scanner filter would evaluate every leaf on every
+row, and Arrow's ``match_substring(ignore_case=True)`` runs RE2 on every value. Here:
+
+* a leaf on a column read as a dictionary is evaluated once per dictionary entry
+  (``clinician_id == 'C007'`` on 50 entries, a text term on 96 distinct notes) and
+  the answer is gathered by the row's code;
+* an AND evaluates its children cheapest first, each on the rows the ones before it
+  left TRUE: ``clinician_id == 'C007'`` leaves 2% of the rows to match text on;
+* an OR evaluates its children cheapest first, the later ones on the rows still
+  undecided once few enough are;
+* text on plain ASCII values is an exact ASCII lower-case match (RE2's case folding
+  differs from ASCII folding only on non-ASCII characters);
+* a leaf on a partition column is decided once per file from its partition value.
+
+Every other leaf is Arrow's own expression evaluation (``policy.compile.to_arrow``) on
+the rows it is asked about, so comparisons keep exactly the scan's semantics. Bound
+filters are in negation normal form (no ``Not``), so TRUE-ness is monotone: an AND is
+TRUE when every child is, an OR when some child is, and NULL never needs telling from
+FALSE. Masks are numpy booleans (TRUE or not).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from govlab.policy.ast import (
+    FALSE,
+    TRUE,
+    AlwaysFalse,
+    AlwaysTrue,
+    And,
+    Cmp,
+    Contains,
+    Expr,
+    In,
+    IsNull,
+    NotIn,
+    NotNull,
+    Or,
+    and_,
+    or_,
+)
+from govlab.policy.compile import to_arrow
+
+Rows = np.ndarray | None  # positions in the batch (int64), or None for every row
+Leaf = Cmp | In | NotIn | IsNull | NotNull | Contains
+
+# Below this fraction of undecided rows, an OR's next child is evaluated on those rows
+# only (gathering them costs about as much as matching, so it pays once most are decided).
+_COMPACT_BELOW = 0.5
+# Relative cost per row of a leaf on a plain (not dictionary) column.
+_PLAIN_COST = 1
+_PLAIN_TEXT_COST = 4
+
+
+def supported(expr: Expr) -> bool:
+    """Whether ``true_mask`` covers every node of ``expr`` (NNF leaves, AND, OR)."""
+    match expr:
+        case And(children) | Or(children):
+            return all(supported(c) for c in children)
+        case Contains() | AlwaysTrue() | AlwaysFalse() | Cmp() | In() | NotIn():
+            return True
+        case IsNull() | NotNull():
+            return True
+    return False
+
+
+def text_columns(expr: Expr) -> set[str]:
+    """The columns text leaves match on."""
+    match expr:
+        case Contains(column, _):
+            return {column}
+        case And(children) | Or(children):
+            return set().union(*(text_columns(c) for c in children))
+    return set()
+
+
+def cost(expr: Expr, dictionary: frozenset[str]) -> int:
+    """A rough cost per row: leaves on dictionary columns are almost free, text on
+    plain values is the dearest. Children are evaluated in this order."""
+    match expr:
+        case And(children) | Or(children):
+            return sum(cost(c, dictionary) for c in children)
+        case AlwaysTrue() | AlwaysFalse():
+            return 0
+        case Contains(column, _):
+            return 0 if column in dictionary else _PLAIN_TEXT_COST
+    return 0 if expr.column in dictionary else _PLAIN_COST  # type: ignore[union-attr]
+
+
+def bind_constants(expr: Expr, constants: Mapping[str, Any], schema: pa.Schema) -> Expr:
+    """``expr`` with each leaf on a column of ``constants`` (a file's partition values)
+    replaced by its answer for that value: TRUE, or FALSE when not TRUE."""
+    match expr:
+        case And(children):
+            return and_(*(bind_constants(c, constants, schema) for c in children))
+        case Or(children):
+            return or_(*(bind_constants(c, constants, schema) for c in children))
+        case AlwaysTrue() | AlwaysFalse():
+            return expr
+    column = expr.column  # type: ignore[union-attr]
+    if column not in constants:
+        return expr
+    value = pa.array([constants[column]], schema.field(column).type)
+    one_row = pa.RecordBatch.from_arrays([value], names=[column])
+    return TRUE if true_mask(expr, one_row, None, frozenset())[0] else FALSE
+
+
+def true_mask(
+    expr: Expr, batch: pa.RecordBatch, rows: Rows, dictionary: frozenset[str]
+) -> np.ndarray:
+    """For each row of ``rows`` (every row of ``batch`` when None), whether ``expr``
+    is TRUE. ``dictionary`` names the columns ``batch`` holds as dictionaries."""
+    match expr:
+        case And(children):
+            return _and_mask(children, batch, rows, dictionary)
+        case Or(children):
+            return _or_mask(children, batch, rows, dictionary)
+        case AlwaysTrue():
+            return np.ones(_size(batch, rows), dtype=bool)
+        case AlwaysFalse():
+            return np.zeros(_size(batch, rows), dtype=bool)
+    return _leaf_mask(expr, batch, rows)  # type: ignore[arg-type]
+
+
+def _size(batch: pa.RecordBatch, rows: Rows) -> int:
+    return batch.num_rows if rows is None else len(rows)
+
+
+def _and_mask(
+    children: tuple[Expr, ...], batch: pa.RecordBatch, rows: Rows, dictionary: frozenset[str]
+) -> np.ndarray:
+    """Each child on the rows every child before it left TRUE, cheapest first."""
+    ordered = sorted(children, key=lambda c: cost(c, dictionary))
+    mask = true_mask(ordered[0], batch, rows, dictionary)
+    for child in ordered[1:]:
+        alive = np.flatnonzero(mask)
+        if len(alive) == 0:
+            break
+        if len(alive) == len(mask):
+            mask = true_mask(child, batch, rows, dictionary)
+        else:
+            mask[alive] = true_mask(
+                child, batch, alive if rows is None else rows[alive], dictionary
+            )
+    return mask
+
+
+def _or_mask(
+    children: tuple[Expr, ...], batch: pa.RecordBatch, rows: Rows, dictionary: frozenset[str]
+) -> np.ndarray:
+    """Cheapest child first; later children on the rows still undecided, once they
+    are few enough that gathering them is cheaper than evaluating every row."""
+    ordered = sorted(children, key=lambda c: cost(c, dictionary))
+    mask = true_mask(ordered[0], batch, rows, dictionary)
+    for child in ordered[1:]:
+        undecided = np.flatnonzero(~mask)
+        if len(undecided) == 0:
+            break
+        if len(undecided) < _COMPACT_BELOW * len(mask):
+            sub = undecided if rows is None else rows[undecided]
+            mask[undecided] = true_mask(child, batch, sub, dictionary)
+        else:
+            mask |= true_mask(child, batch, rows, dictionary)
+    return mask
+
+
+def _leaf_mask(leaf: Leaf, batch: pa.RecordBatch, rows: Rows) -> np.ndarray:
+    values = batch.column(leaf.column)
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.DictionaryArray):
+        return _dictionary_mask(leaf, values, rows)
+    if rows is not None:
+        values = values.take(rows)
+    return _plain_mask(leaf, values)
+
+
+def _plain_mask(leaf: Leaf, values: pa.Array) -> np.ndarray:
+    """The leaf on plain values: text by ``contains``, the rest by Arrow's expression."""
+    if isinstance(leaf, Contains):
+        return _true(contains(values, leaf.term))
+    position = pa.array(np.arange(len(values), dtype=np.int64))
+    table = pa.Table.from_arrays([values, position], names=[leaf.column, "__govlab_row"])
+    kept = table.filter(to_arrow(leaf)).column("__govlab_row").to_numpy()
+    mask = np.zeros(len(values), dtype=bool)
+    mask[kept] = True
+    return mask
+
+
+def _dictionary_mask(leaf: Leaf, values: pa.DictionaryArray, rows: Rows) -> np.ndarray:
+    """The leaf once per dictionary entry (and once for NULL), gathered by code."""
+    entries = _plain_mask(leaf, values.dictionary)
+    codes = values.indices if rows is None else values.indices.take(rows)
+    if codes.null_count:
+        on_null = _plain_mask(leaf, pa.nulls(1, values.dictionary.type))[0]
+        picked = pc.take(pa.array(entries), codes)
+        return _true(pc.fill_null(picked, bool(on_null)))
+    return entries[codes.to_numpy()]
+
+
+def _true(mask: pa.Array) -> np.ndarray:
+    """TRUE entries of an Arrow boolean array (NULL is not TRUE) as numpy booleans."""
+    if mask.null_count:
+        mask = pc.fill_null(mask, False)
+    return mask.to_numpy(zero_copy_only=False)
+
+
+def contains(values: pa.Array, term: str) -> pa.Array:
+    """``match_substring(values, term, ignore_case=True)``, computed faster."""
+    if isinstance(values, pa.DictionaryArray):
+        return pc.take(contains(values.dictionary, term), values.indices)
+    if term.isascii() and all_ascii(values):
+        lowered = term.lower()
+        if lowered == term.upper():  # no letters: case does not matter
+            return pc.match_substring(values, lowered)
+        return pc.match_substring(pc.ascii_lower(values), lowered)
+    return pc.match_substring(values, term, ignore_case=True)
+
+
+def all_ascii(values: pa.Array) -> bool:
+    """Whether every byte of the values is ASCII (conservative: bytes behind NULL slots
+    count too, and types other than ``string`` say no)."""
+    if values.type != pa.string() or len(values) == 0:
+        return False
+    _, offsets_buffer, data_buffer = values.buffers()
+    if data_buffer is None:
+        return True
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32, count=values.offset + len(values) + 1)
+    data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[values.offset] : offsets[-1]]
+    return bool(data.max(initial=0) < 128)
