@@ -7,6 +7,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -122,3 +123,10 @@ def redis_server(redis_backend: EmbeddedRedis) -> EmbeddedRedis:
 
     redis.Redis.from_url(redis_backend.url).flushall()
     return redis_backend
+
+
+@pytest.fixture(scope="module")
+def healthcare_rows() -> tuple[pa.Table, list[dict[str, Any]]]:
+    """The tiny healthcare rows (seed 42) as a table and as dicts: the policy oracle's input."""
+    table = pa.Table.from_batches(list(iter_batches(get_dataset("healthcare"), 1000, 42)))
+    return table, table.to_pylist()
