@@ -74,3 +74,18 @@ def test_the_policy_layer_imports_no_engine_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_mask_registry_drives_validation_and_the_legend() -> None:
+    """A mask is one function plus one MaskDef: the legend and validation read MASKS."""
+    from govlab.lab.widgets.legend import legend_rows
+    from govlab.masks import MASK_NAMES, MASKS, check_mask
+
+    assert tuple(MASKS) == MASK_NAMES
+    assert [row[0] for row in legend_rows()] == list(MASK_NAMES)
+    assert all(callable(m.apply) for m in MASKS.values())
+    import pyarrow as pa
+
+    assert check_mask("sparkle", {}, pa.string(), "name")[0].endswith(
+        f"(known masks: {', '.join(MASK_NAMES)})"
+    )
