@@ -76,7 +76,8 @@ def _hmac_hex(key: bytes) -> Callable[[bytes], str]:
         h.update(message)
         o = outer_copy()
         o.update(h.digest())
-        return o.hexdigest()[:_HASH_HEX_CHARS]
+        digest: str = o.hexdigest()
+        return digest[:_HASH_HEX_CHARS]
 
     return one
 

@@ -32,17 +32,19 @@ def unwrap(dtype: pa.DataType) -> pa.DataType:
 
 def is_text(dtype: pa.DataType) -> bool:
     t = unwrap(dtype)
-    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+    return bool(
+        pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+    )
 
 
 def is_date_like(dtype: pa.DataType) -> bool:
     t = unwrap(dtype)
-    return pa.types.is_date(t) or pa.types.is_timestamp(t)
+    return bool(pa.types.is_date(t) or pa.types.is_timestamp(t))
 
 
 def is_binary(dtype: pa.DataType) -> bool:
     t = unwrap(dtype)
-    return (
+    return bool(
         pa.types.is_binary(t)
         or pa.types.is_large_binary(t)
         or pa.types.is_fixed_size_binary(t)

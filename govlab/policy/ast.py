@@ -16,6 +16,8 @@ from typing import Any, Literal
 import pyarrow as pa
 
 CmpOp = Literal["==", "!=", "<", "<=", ">", ">="]
+#: The operator tokens, typed (the parser's lookup from token text to operator).
+CMP_OP: dict[str, CmpOp] = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 NEGATED_CMP: dict[str, CmpOp] = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 FLIPPED_CMP: dict[str, CmpOp] = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
@@ -258,4 +260,4 @@ def columns_of(expr: Expr) -> set[str]:
             return columns_of(child)
         case AlwaysTrue() | AlwaysFalse():
             return set()
-    return {expr.column}  # type: ignore[union-attr]
+    return {expr.column}

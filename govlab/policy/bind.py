@@ -21,6 +21,7 @@ from govlab.policy.ast import (
     FLIPPED_CMP,
     TRUE,
     Cmp,
+    CmpOp,
     ColumnRef,
     Const,
     Expr,
@@ -116,7 +117,7 @@ class _Binder:
         return coerce(operand.value, dtype, "literal", PolicyError, where)
 
     # -- predicates -------------------------------------------------------------
-    def bind_compare(self, op: str, left: Operand, right: Operand) -> Expr:
+    def bind_compare(self, op: CmpOp, left: Operand, right: Operand) -> Expr:
         if isinstance(right, ColumnRef) and not isinstance(left, ColumnRef):
             left, right, op = right, left, FLIPPED_CMP[op]
         if isinstance(right, ColumnRef):
@@ -130,7 +131,7 @@ class _Binder:
         value = self.literal(right, dtype, f"column {column!r}")
         if value is _ABSENT:
             return TRUE
-        return Cmp(column, op, value, dtype)  # type: ignore[arg-type]
+        return Cmp(column, op, value, dtype)
 
     def fold_constant(self, op: str, left: Operand, right: Operand) -> Expr:
         lhs = self.literal(left, None, "comparison")

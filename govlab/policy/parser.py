@@ -21,6 +21,7 @@ from functools import lru_cache
 
 from govlab.errors import PolicyError
 from govlab.policy.ast import (
+    CMP_OP,
     ColumnRef,
     Const,
     Operand,
@@ -184,8 +185,8 @@ class _Parser:
             return expr
         left = self.parse_operand()
         if self.tok.kind == "op":
-            op = self.advance().text
-            return UCompare(op, left, self.parse_operand())  # type: ignore[arg-type]
+            op = CMP_OP[self.advance().text]
+            return UCompare(op, left, self.parse_operand())
         if self.at_keyword("not") and self.tokens[self.i + 1].text == "in":
             self.i += 2
             return UIn(left, self.parse_list(), negated=True)
@@ -207,7 +208,9 @@ class _Parser:
         tok = self.tok
         if tok.kind in ("number", "string"):
             self.advance()
-            return Const(tok.value)  # type: ignore[arg-type]
+            if not isinstance(tok.value, str | int | float):  # the tokenizer's own values
+                raise self.error("expected a value")
+            return Const(tok.value)
         if tok.kind == "placeholder":
             self.advance()
             return Placeholder(str(tok.value))
