@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tomllib
@@ -40,6 +39,7 @@ from govlab.lab.client import ApiError, GovlabClient, LocalServer, ensure_server
 from govlab.policy import Principal, compile_access, load_policy, validate_policy
 from govlab.policy.compile import to_arrow
 from govlab.service.identity import mint_token
+from govlab.service.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "python"
@@ -159,12 +159,6 @@ def test_load_example_registers_an_existing_parquet_dataset(tmp_path: Path) -> N
 
 
 # ---------------------------------------------------------------------- live API
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
     """``govlab serve`` (API + worker + embedded Redis) on an empty data root."""

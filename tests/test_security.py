@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from govlab.policy.attributes import InvalidAttribute
 from govlab.service import api
 from govlab.service.audit import AuditLog
 from govlab.service.identity import ALGORITHM, ISSUER, mint_token, signing_key
+from govlab.service.redis_server import free_port
 from tests.api_helpers import ATTRS_NE, auth, make_client, poll_until, worker
 from tests.conftest import TEST_SECRET
 
@@ -372,9 +372,7 @@ def test_principal_refuses_bad_names() -> None:
 
 # ------------------------------------------------------------------ 8. Redis outage
 def test_job_endpoints_answer_503_while_redis_is_down(seeded: Settings) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens here once the socket closes
+    port = free_port()  # nothing listens there
     with make_client(seeded, f"redis://127.0.0.1:{port}/0") as c:
         seed = c.post("/seed", json={"dataset": "healthcare"}, headers=auth("admin"))
         progress = c.get("/progress", params={"jobId": "x" * 32}, headers=auth("admin"))
@@ -440,9 +438,7 @@ def test_a_job_whose_worker_vanished_fails_within_the_stale_limit(
 def test_server_log_has_no_query_strings_and_no_tracebacks(
     seeded: Settings, tmp_path: Path
 ) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log_path = tmp_path / "serve.log"
     env = {**os.environ, "GOVLAB_SECRET": TEST_SECRET, "REDIS_URL": ""}
     with log_path.open("wb") as log:

@@ -115,7 +115,6 @@ class SeedRequest(BaseModel):
     governance_config: str | None = Field(
         default=None, alias="governanceConfig", max_length=256_000
     )
-    role: str | None = Field(default=None, description="ignored: the role comes from the token")
 
 
 class DetokenizeRequest(BaseModel):
