@@ -87,7 +87,7 @@ def _principal(args: argparse.Namespace) -> Any:
 
 
 def _policy(args: argparse.Namespace, dataset: str | None = None) -> Any:
-    from govlab.generators import get_dataset
+    from govlab.catalog import get_dataset
     from govlab.policy import load_policy, validate_policy
 
     if not getattr(args, "policy", None):

@@ -89,3 +89,13 @@ def test_the_mask_registry_drives_validation_and_the_legend() -> None:
     assert check_mask("sparkle", {}, pa.string(), "name")[0].endswith(
         f"(known masks: {', '.join(MASK_NAMES)})"
     )
+
+
+def test_the_policy_layer_does_not_build_the_generators() -> None:
+    """The catalog (names, sizes, schemas) is apart from the synthetic vocabularies."""
+    script = (
+        "import sys, govlab.policy.access, govlab.policy.store, govlab.catalog; "
+        "print(sorted(m for m in sys.modules if m.startswith('govlab.generators')))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

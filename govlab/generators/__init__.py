@@ -1,28 +1,26 @@
-"""Deterministic, vectorised synthetic datasets: healthcare, ecommerce and financial."""
+"""Deterministic, vectorised synthetic datasets: healthcare, ecommerce and financial.
+
+The catalog (names, sizes, schemas) is ``govlab.catalog``; this package holds the
+vocabularies and the chunk builders, one module per dataset, registered in
+:data:`BUILDERS`.
+"""
 
 from __future__ import annotations
 
-from govlab.errors import BadRequest
+from govlab.catalog import DATASETS, REGIONS, SIZES, DatasetSpec, get_dataset, size_rows
 
 from . import ecommerce, financial, healthcare
-from .base import REGIONS, SIZES, DatasetSpec, iter_batches, size_rows
+from .base import ChunkBuilder, iter_batches
 
-DATASETS: dict[str, DatasetSpec] = {
-    spec.name: spec for spec in (healthcare.SPEC, ecommerce.SPEC, financial.SPEC)
+BUILDERS: dict[str, ChunkBuilder] = {
+    "healthcare": healthcare.build_chunk,
+    "ecommerce": ecommerce.build_chunk,
+    "financial": financial.build_chunk,
 }
-
-
-def get_dataset(name: str) -> DatasetSpec:
-    """The spec of a dataset by name; BadRequest (listing the valid names) otherwise."""
-    try:
-        return DATASETS[name]
-    except (KeyError, TypeError):
-        raise BadRequest(
-            f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}"
-        ) from None
-
+assert set(BUILDERS) == set(DATASETS), "every catalog dataset has a generator"
 
 __all__ = [
+    "BUILDERS",
     "DATASETS",
     "REGIONS",
     "SIZES",

@@ -5,26 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from . import _common as c
-from .base import DatasetSpec
+from govlab import catalog
 
-SCHEMA = pa.schema(
-    [
-        ("order_id", pa.int64()),
-        ("customer_name", pa.string()),
-        ("email", pa.string()),
-        ("phone", pa.string()),
-        ("card_number", pa.string()),
-        ("address", pa.string()),
-        ("region", pa.string()),
-        ("product", pa.string()),
-        ("category", pa.string()),
-        ("quantity", pa.int32()),
-        ("amount", pa.float64()),
-        ("ordered_at", pa.timestamp("us")),
-        ("status", pa.string()),
-    ]
-)
+from . import _common as c
+
+SCHEMA = catalog.ECOMMERCE.schema
 
 STATUSES = np.array(["delivered", "shipped", "processing", "cancelled", "returned"])
 STATUS_WEIGHTS = np.array([60, 15, 10, 8, 7], dtype=np.float64)
@@ -64,14 +49,3 @@ def build_chunk(rng: np.random.Generator, start: int, n: int) -> pa.RecordBatch:
         ],
         schema=SCHEMA,
     )
-
-
-SPEC = DatasetSpec(
-    name="ecommerce",
-    schema=SCHEMA,
-    primary_key="order_id",
-    searchable=("customer_name", "email", "product", "category", "address"),
-    pii=("customer_name", "email", "phone", "card_number", "address"),
-    partition_by="region",
-    build_chunk=build_chunk,
-)

@@ -5,26 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from . import _common as c
-from .base import DatasetSpec
+from govlab import catalog
 
-SCHEMA = pa.schema(
-    [
-        ("account_id", pa.int64()),
-        ("holder_name", pa.string()),
-        ("ssn", pa.string()),
-        ("dob", pa.date32()),
-        ("address", pa.string()),
-        ("region", pa.string()),
-        ("account_number", pa.string()),
-        ("account_type", pa.string()),
-        ("balance", pa.float64()),
-        ("txn_amount", pa.float64()),
-        ("txn_date", pa.date32()),
-        ("risk_rating", pa.string()),
-        ("branch", pa.string()),
-    ]
-)
+from . import _common as c
+
+SCHEMA = catalog.FINANCIAL.schema
 
 ACCOUNT_TYPES = np.array(["checking", "savings", "money market", "brokerage"])
 ACCOUNT_TYPE_WEIGHTS = np.array([55, 30, 8, 7], dtype=np.float64)
@@ -99,14 +84,3 @@ def build_chunk(rng: np.random.Generator, start: int, n: int) -> pa.RecordBatch:
         ],
         schema=SCHEMA,
     )
-
-
-SPEC = DatasetSpec(
-    name="financial",
-    schema=SCHEMA,
-    primary_key="account_id",
-    searchable=("holder_name", "account_number", "branch", "address", "ssn"),
-    pii=("holder_name", "ssn", "dob", "address", "account_number"),
-    partition_by="region",
-    build_chunk=build_chunk,
-)

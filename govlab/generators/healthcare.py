@@ -6,27 +6,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from govlab import catalog
+
 from . import _common as c
-from .base import DatasetSpec
 
 N_CLINICIANS = 50
 _CLINICIANS_PER_REGION = N_CLINICIANS // 5
 
-SCHEMA = pa.schema(
-    [
-        ("patient_id", pa.int64()),
-        ("name", pa.string()),
-        ("ssn", pa.string()),
-        ("dob", pa.date32()),
-        ("address", pa.string()),
-        ("region", pa.string()),
-        ("condition", pa.string()),
-        ("clinician_id", pa.string()),
-        ("admitted_at", pa.timestamp("us")),
-        ("notes", pa.string()),
-        ("insurance_id", pa.string()),
-    ]
-)
+SCHEMA = catalog.HEALTHCARE.schema
 
 CLINICIAN_IDS = np.array([f"C{i:03d}" for i in range(1, N_CLINICIANS + 1)])
 _CLINICIANS_PA = c.vocab(CLINICIAN_IDS)
@@ -74,14 +61,3 @@ def build_chunk(rng: np.random.Generator, start: int, n: int) -> pa.RecordBatch:
         ],
         schema=SCHEMA,
     )
-
-
-SPEC = DatasetSpec(
-    name="healthcare",
-    schema=SCHEMA,
-    primary_key="patient_id",
-    searchable=("name", "condition", "notes", "address", "ssn"),
-    pii=("name", "ssn", "dob", "address", "insurance_id"),
-    partition_by="region",
-    build_chunk=build_chunk,
-)

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from govlab import masks
 from govlab.errors import AccessDenied, PolicyError
-from govlab.generators.base import DatasetSpec
+from govlab.catalog import DatasetSpec
 from govlab.policy.ast import Expr
 from govlab.policy.attributes import check_attributes, scalar_problem
 from govlab.policy.bind import bind_filter

@@ -28,7 +28,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from govlab.errors import AccessDenied
-from govlab.generators import get_dataset
+from govlab.catalog import get_dataset
 from govlab.policy import AccessPlan, LoadedPolicy, Principal, compile_access
 from govlab.policy.model import RolePolicy
 

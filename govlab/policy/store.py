@@ -16,7 +16,7 @@ from filelock import FileLock
 
 from govlab.config import DEFAULT_GOVERNANCE_DIR, Settings
 from govlab.config import governance_dir as governance_dir_from_env
-from govlab.generators import get_dataset
+from govlab.catalog import get_dataset
 from govlab.policy import LoadedPolicy, parse_policy, validate_policy
 from govlab.policy.access import Action, Grant
 

@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from govlab import masks
+from govlab.catalog import DATASETS, SIZES
 from govlab.config import (
     Settings,
     audit_query_mode,
@@ -43,7 +44,6 @@ from govlab.errors import (
     ServiceUnavailable,
     TableNotFound,
 )
-from govlab.generators import DATASETS, SIZES
 from govlab.keys import DerivedKeys, derive_keys
 from govlab.policy import Principal
 from govlab.policy.access import AccessControl, Action, Grant
