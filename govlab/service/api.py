@@ -59,6 +59,7 @@ from govlab.service.cache import (
     page_key,
 )
 from govlab.service.identity import InvalidToken, principal_from_demo_headers, verify_token
+from govlab.service.lab_api import install_lab_routes
 from govlab.service.redis_server import redis_url
 
 log = logging.getLogger("govlab.service.api")
@@ -179,6 +180,7 @@ def create_app(
     )
     _install_error_handlers(app)
     _install_routes(app)
+    install_lab_routes(app, current_principal)  # the classroom's routes (lab_api)
     install_access_log_filter()
     return app
 
