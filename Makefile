@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 GOVLAB := $(VENV)/bin/govlab
 STAMP := $(VENV)/.installed
-EXTRAS ?= service,lab,dev,bench
+EXTRAS ?= service,lab,dev,bench,distributed
 
 DATASET ?= healthcare
 SIZE ?= tiny

@@ -21,6 +21,17 @@ ICEBERG_DIR) override single formats when set.
 | ``GOVLAB_DEMO_AUTH`` | ``1``: accept unsigned demo headers | off |
 | ``GOVLAB_AUDIT_QUERY`` | ``fingerprint``, ``full`` or ``none`` | ``fingerprint`` |
 | ``GOVLAB_JOB_STALE_S`` | a running job silent this long has lost its worker | 120 |
+| ``GOVLAB_EXECUTION`` | ``inprocess`` or ``daft`` (the search's backend) | ``inprocess`` |
+| ``GOVLAB_RAY_ADDRESS`` | ``ray://host:port``: Daft runs on that Ray cluster | native runner |
+| ``GOVLAB_TABLES_URI`` | ``s3://bucket/prefix`` (gs://, az://): Daft's tables | the data root |
+| ``GOVLAB_S3_ENDPOINT`` | an S3-compatible endpoint, ``http(s)://host:port`` | AWS |
+| ``GOVLAB_S3_REGION`` | the bucket's region | ``us-east-1`` |
+| ``GOVLAB_ICEBERG_CATALOG_URI`` | SQL catalog (SQLAlchemy URL) | ``<iceberg dir>/catalog.db`` |
+| ``GOVLAB_ICEBERG_WAREHOUSE`` | the Iceberg warehouse URI | ``<iceberg dir>/warehouse`` |
+
+Object-store credentials are never read here: each process, Ray worker included, takes
+them from its own environment (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, a
+service account), so none is ever put into a Daft plan.
 """
 
 from __future__ import annotations
@@ -52,6 +63,18 @@ DEFAULT_ORIGINS = (
     "http://localhost:3000",
     "http://127.0.0.1:3000",
 )
+Execution = Literal["inprocess", "daft"]
+EXECUTIONS: tuple[Execution, ...] = ("inprocess", "daft")
+OBJECT_STORE_SCHEMES = ("s3://", "gs://", "gcs://", "az://", "abfs://", "abfss://")
+DEFAULT_S3_REGION = "us-east-1"
+# Variables that switch off third-party usage reporting (Daft reports its import and
+# each run over the network; Ray its cluster usage). Set before those libraries load.
+_QUIET_THIRD_PARTIES = {
+    "DO_NOT_TRACK": "1",
+    "DAFT_ANALYTICS_ENABLED": "0",
+    "SCARF_NO_ANALYTICS": "true",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
 AuditQuery = Literal["fingerprint", "full", "none"]
 AUDIT_QUERY_MODES: tuple[AuditQuery, ...] = ("fingerprint", "full", "none")
 
@@ -165,6 +188,76 @@ def job_stale_s() -> int:
     return env_int("GOVLAB_JOB_STALE_S", DEFAULT_JOB_STALE_S, 1, 24 * 3600, "seconds")
 
 
+def execution() -> Execution:
+    """GOVLAB_EXECUTION: which backend runs a search (``inprocess`` or ``daft``)."""
+    raw = (env_text("GOVLAB_EXECUTION") or "inprocess").lower()
+    for mode in EXECUTIONS:
+        if raw == mode:
+            return mode
+    raise ConfigError(f"GOVLAB_EXECUTION must be one of {', '.join(EXECUTIONS)}, not {raw!r}")
+
+
+def ray_address() -> str | None:
+    """GOVLAB_RAY_ADDRESS: a Ray cluster's client address; unset runs Daft in-process."""
+    raw = env_text("GOVLAB_RAY_ADDRESS")
+    if raw is None:
+        return None
+    host, _, port = raw.removeprefix("ray://").rpartition(":")
+    if not raw.startswith("ray://") or not host or not port.isdigit() or "/" in host:
+        raise ConfigError(f"GOVLAB_RAY_ADDRESS must be ray://host:port, not {raw!r}")
+    return raw
+
+
+def tables_uri() -> str | None:
+    """GOVLAB_TABLES_URI: the object-store prefix holding ``<format>/<dataset>`` tables."""
+    raw = env_text("GOVLAB_TABLES_URI")
+    if raw is None:
+        return None
+    if not raw.startswith(OBJECT_STORE_SCHEMES) or len(raw.split("://", 1)[1].strip("/")) == 0:
+        schemes = ", ".join(OBJECT_STORE_SCHEMES)
+        raise ConfigError(f"GOVLAB_TABLES_URI must be a bucket URI ({schemes}), not {raw!r}")
+    return raw.rstrip("/")
+
+
+def s3_endpoint() -> str | None:
+    raw = env_text("GOVLAB_S3_ENDPOINT")
+    if raw is not None and not raw.startswith(("http://", "https://")):
+        raise ConfigError(f"GOVLAB_S3_ENDPOINT must start with http:// or https://, not {raw!r}")
+    return raw.rstrip("/") if raw else None
+
+
+def s3_region() -> str:
+    return env_text("GOVLAB_S3_REGION") or DEFAULT_S3_REGION
+
+
+def iceberg_catalog_uri() -> str | None:
+    """GOVLAB_ICEBERG_CATALOG_URI: a SQL catalog (SQLAlchemy URL); unset: the SQLite file."""
+    raw = env_text("GOVLAB_ICEBERG_CATALOG_URI")
+    if raw is not None and "://" not in raw:
+        raise ConfigError(
+            f"GOVLAB_ICEBERG_CATALOG_URI must be a SQLAlchemy URL (sqlite:///..., "
+            f"postgresql+psycopg://...), not {raw!r}"
+        )
+    return raw
+
+
+def iceberg_warehouse() -> str | None:
+    raw = env_text("GOVLAB_ICEBERG_WAREHOUSE")
+    if raw is not None and "://" not in raw:
+        raise ConfigError(f"GOVLAB_ICEBERG_WAREHOUSE must be a URI (file://, s3://), not {raw!r}")
+    return raw
+
+
+def quiet_third_parties() -> None:
+    """Switch off Daft's and Ray's usage reporting (an operator's own choice wins).
+
+    Daft sends a request when it is imported and when a query runs; a governed backend
+    should not call out, and on a closed network each attempt only costs time.
+    """
+    for name, value in _QUIET_THIRD_PARTIES.items():
+        os.environ.setdefault(name, value)
+
+
 def check_environment() -> None:
     """Read every variable once, so a bad value stops any command before it starts work
     (a server, a seed) with one line naming the variable."""
@@ -177,6 +270,12 @@ def check_environment() -> None:
     demo_auth()
     audit_query_mode()
     job_stale_s()
+    execution()
+    ray_address()
+    tables_uri()
+    s3_endpoint()
+    iceberg_catalog_uri()
+    iceberg_warehouse()
     secret = os.environ.get("GOVLAB_SECRET")
     if secret:
         _check_secret_length(secret.encode(), "GOVLAB_SECRET")

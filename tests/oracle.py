@@ -13,7 +13,7 @@ import pyarrow as pa
 from govlab import masks
 from govlab.generators import get_dataset
 from govlab.keys import derive_keys
-from govlab.policy import Principal, compile_access
+from govlab.policy import Principal, casefold, compile_access
 from govlab.policy.compile import matches
 from govlab.search import to_json_rows
 
@@ -36,7 +36,7 @@ def oracle_page(
         if not matches(plan.row_filter, row):
             return False
         return all(
-            any(row[c] is not None and term.lower() in str(row[c]).lower() for c in searchable)
+            any(row[c] is not None and casefold.contains(str(row[c]), term) for c in searchable)
             for term in q.split()
         )
 

@@ -1,5 +1,5 @@
 """Compile targets against the oracle: NULL semantics and random filters (hypothesis)
-in PyArrow, SQL (sqlite) and PyIceberg."""
+in PyArrow, SQL (sqlite), PyIceberg, Daft and the sqlglot export (DuckDB, SQLite)."""
 
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ from tests.policy_helpers import (
     table_of,
     walk,
 )
+from tests.target_helpers import daft_ids, duckdb_ids, sqlite_export_ids
 
 # ============================================================================ NULL semantics
 
@@ -105,6 +106,9 @@ def test_null_rows_follow_sql_semantics_in_every_target(
     assert oracle_ids(expr, NULL_ROWS) == expected
     assert arrow_ids(expr, table) == expected
     assert sqlite_ids(expr, con) == expected
+    assert sqlite_export_ids(expr, con) == expected
+    assert daft_ids(expr, table) == expected
+    assert duckdb_ids(expr, table) == expected
     tree = bind_tree(parse_filter(text), NULL_SCHEMA, {})
     assert oracle_ids(tree, NULL_ROWS) == expected
 
@@ -360,15 +364,21 @@ def test_property_every_target_agrees_with_the_oracle(spec, rows, fixed_targets)
     nnf = check_oracle(text, ref, attrs, rows)
     expected = oracle_ids(nnf, rows)
     assert arrow_ids(nnf, table_of(rows)) == expected, text
+    assert daft_ids(nnf, table_of(rows)) == expected, text
+    assert duckdb_ids(nnf, table_of(rows)) == expected, text
     if sqlite_can_run(nnf):
         assert sqlite_ids(nnf, sqlite_db(rows)) == expected, (text, to_sql(nnf))
+        assert sqlite_export_ids(nnf, sqlite_db(rows)) == expected, text
 
     table, con, _ = fixed_targets
     nnf = check_oracle(text, ref, attrs, FIXED_ROWS)
     expected = oracle_ids(nnf, FIXED_ROWS)
     assert arrow_ids(nnf, table) == expected, text
+    assert daft_ids(nnf, table) == expected, text
+    assert duckdb_ids(nnf, table) == expected, text
     if sqlite_can_run(nnf):
         assert sqlite_ids(nnf, con) == expected, (text, to_sql(nnf))
+        assert sqlite_export_ids(nnf, con) == expected, text
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -9,6 +9,7 @@ layer imports no engine library). Today's targets:
 | ``arrow`` | ``policy/to_arrow.py`` | Delta and Parquet scans, Arrow tables |
 | ``iceberg`` | ``engines/iceberg_filter.py`` | the Iceberg scan (a superset, refined in Arrow) |
 | ``sql`` | ``policy/to_sql.py`` | ``govlab policy explain``, the audit |
+| ``daft`` | ``policy/to_daft.py`` | the Daft execution backend (native or on Ray) |
 | ``python`` | ``policy/evaluate.py`` | the oracle every other target is tested against |
 
 Inputs are bound, NNF trees (``bind``), so every leaf is false-or-NULL on NULL input
@@ -46,6 +47,7 @@ TARGETS: dict[str, str] = {
     "arrow": "govlab.policy.to_arrow:ArrowVisitor",
     "iceberg": "govlab.engines.iceberg_filter:IcebergVisitor",
     "sql": "govlab.policy.to_sql:SqlVisitor",
+    "daft": "govlab.policy.to_daft:DaftVisitor",
 }
 
 

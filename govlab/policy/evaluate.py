@@ -2,6 +2,8 @@
 
 Every other compile target is tested against it. It alone implements ``Not`` (full
 three-valued logic), which is how the tests check the negation-normal-form rewrite.
+A text match is ``casefold.contains``: ASCII letters compare caselessly, every other
+character only equals itself (the definition every target implements).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from govlab.policy.ast import (
     NotNull,
     Or,
 )
+from govlab.policy.casefold import contains
 from govlab.policy.to_arrow import PY_OPS
 from govlab.policy.visitor import ExprVisitor
 
@@ -59,7 +62,7 @@ class RowEvaluator(ExprVisitor[bool | None]):
 
     def visit_contains(self, expr: Contains) -> bool | None:
         cell = self.row[expr.column]
-        return None if cell is None else expr.term.lower() in str(cell).lower()
+        return None if cell is None else contains(str(cell), expr.term)
 
     def visit_and(self, expr: And) -> bool | None:
         results = [self.visit(c) for c in expr.children]

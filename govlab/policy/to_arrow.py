@@ -1,5 +1,10 @@
 """Compile target: a ``pyarrow.compute.Expression``, for dataset scans (Delta, Parquet)
-and for filtering Arrow tables (the Iceberg engine's exact pass)."""
+and for filtering Arrow tables (the Iceberg engine's exact pass).
+
+A text match folds ASCII letters only (``pc.ascii_lower``; see ``casefold``), not RE2's
+Unicode case folding (``match_substring(ignore_case=True)`` would also match ``ſ`` for
+``s``), so the rows are the ones every other target selects.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from govlab.policy.ast import (
     NotNull,
     Or,
 )
+from govlab.policy.casefold import fold, has_ascii_letter
 from govlab.policy.visitor import NnfVisitor
 
 #: Python's comparison operators, by filter operator (the evaluator uses them too).
@@ -70,7 +76,9 @@ class ArrowVisitor(NnfVisitor[pc.Expression]):
         return pc.field(expr.column).is_valid()
 
     def visit_contains(self, expr: Contains) -> pc.Expression:
-        return pc.match_substring(pc.field(expr.column), expr.term, ignore_case=True)
+        if not has_ascii_letter(expr.term):  # nothing to fold: a plain match
+            return pc.match_substring(pc.field(expr.column), expr.term)
+        return pc.match_substring(pc.ascii_lower(pc.field(expr.column)), fold(expr.term))
 
     def visit_and(self, expr: And) -> pc.Expression:
         return reduce(operator.and_, (self.visit(c) for c in expr.children))

@@ -2,7 +2,8 @@
 
 Identifiers are double-quoted and every value is rendered from its typed form, never
 from policy or attribute text. This is display text in one dialect; exporting a filter
-to another engine must go through a dialect-aware SQL library instead.
+to another engine must go through a dialect-aware SQL library instead
+(``policy.sql_export``, which uses sqlglot).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from govlab.policy.ast import (
     NotNull,
     Or,
 )
+from govlab.policy.casefold import fold
 from govlab.policy.visitor import ExprVisitor
 
 _SQL_OPS = {"==": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
@@ -57,7 +59,7 @@ class SqlVisitor(ExprVisitor[str]):
         return f"{quote_ident(expr.column)} IS NOT NULL"
 
     def visit_contains(self, expr: Contains) -> str:
-        term = expr.term.lower()
+        term = fold(expr.term)  # LOWER is ASCII-only in SQLite, this text's test engine
         escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         pattern = sql_literal(f"%{escaped}%")
         return f"LOWER({quote_ident(expr.column)}) LIKE {pattern} ESCAPE '\\'"
