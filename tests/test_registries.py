@@ -3,6 +3,7 @@ its class is made), and the policy layer imports no engine library."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -99,3 +100,32 @@ def test_the_policy_layer_does_not_build_the_generators() -> None:
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_new_format_reaches_the_api_enum_and_the_lab_labels() -> None:
+    """One FormatDef line is all a fourth format needs outside its own module: the API's
+    ``format`` enum (validation and /openapi.json) and the lab's buttons read it."""
+    script = """
+import json
+from govlab.engines import FORMAT_DEFS, FormatDef
+FORMAT_DEFS["orcish"] = FormatDef("orcish", "Orc (test)", "a test format", "x:Y")
+import govlab.engines as engines
+engines.FORMATS = tuple(FORMAT_DEFS)
+from govlab.service import api
+from govlab.lab.widgets.state import FORMAT_LABELS
+print(json.dumps({"api": [f.value for f in api.Format], "labels": FORMAT_LABELS}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    seen = json.loads(out.stdout)
+    assert seen["api"] == ["delta", "parquet", "iceberg", "orcish"]
+    assert seen["labels"]["orcish"] == "Orc (test)"
+
+
+def test_the_api_enums_are_the_registries() -> None:
+    from govlab.catalog import DATASETS, SIZES
+    from govlab.engines import FORMAT_DEFS
+    from govlab.service import api
+
+    assert [d.value for d in api.Dataset] == list(DATASETS)
+    assert [f.value for f in api.Format] == list(FORMAT_DEFS)
+    assert [s.value for s in api.Size] == list(SIZES)

@@ -1,23 +1,56 @@
-"""Table formats behind one interface (see ``base.Engine``).
+"""Table formats behind one interface (see ``base.Engine``), as a registry.
 
-Engines are imported lazily: PyIceberg and delta-rs are heavy imports, and a process
+A format is one engine module plus one :class:`FormatDef` line in :data:`FORMAT_DEFS`:
+the API's ``format`` enum, the CLI's choices and the lab's labels are all read from
+it. Engines are imported lazily: PyIceberg and delta-rs are heavy imports, and a process
 that serves one format should not pay for the others.
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 
 from govlab.config import Settings
 from govlab.engines.base import Engine, TableInfo
 from govlab.errors import BadRequest
 
-FORMATS: tuple[str, ...] = ("delta", "parquet", "iceberg")
 
+@dataclass(frozen=True)
+class FormatDef:
+    name: str
+    label: str  # what the lab shows on its button
+    description: str  # one line, for the lab and the docs
+    engine: str  # "module:Class", imported on first use
+
+
+FORMAT_DEFS: dict[str, FormatDef] = {
+    f.name: f
+    for f in (
+        FormatDef(
+            "delta",
+            "Delta (v4)",
+            "Delta Lake 4 (delta-rs): a log of versions, time travel, deletion vectors.",
+            "govlab.engines.delta:DeltaEngine",
+        ),
+        FormatDef(
+            "parquet",
+            "Parquet",
+            "Parquet files partitioned by region; each version a directory, swapped atomically.",
+            "govlab.engines.parquet:ParquetEngine",
+        ),
+        FormatDef(
+            "iceberg",
+            "Iceberg",
+            "Apache Iceberg via PyIceberg and a local SQL catalog: snapshots, manifests, pruning.",
+            "govlab.engines.iceberg:IcebergEngine",
+        ),
+    )
+}
+FORMATS: tuple[str, ...] = tuple(FORMAT_DEFS)
 _CLASSES: dict[str, tuple[str, str]] = {
-    "delta": ("govlab.engines.delta", "DeltaEngine"),
-    "parquet": ("govlab.engines.parquet", "ParquetEngine"),
-    "iceberg": ("govlab.engines.iceberg", "IcebergEngine"),
+    name: (d.engine.partition(":")[0], d.engine.partition(":")[2])
+    for name, d in FORMAT_DEFS.items()
 }
 
 
@@ -49,4 +82,4 @@ def preload() -> None:
         importlib.import_module(module_name)
 
 
-__all__ = ["FORMATS", "Engine", "TableInfo", "get_engine", "preload"]
+__all__ = ["FORMATS", "FORMAT_DEFS", "Engine", "FormatDef", "TableInfo", "get_engine", "preload"]

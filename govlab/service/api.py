@@ -15,8 +15,9 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import redis
 from fastapi import Body, Depends, FastAPI, Header, Query, Request, Response
@@ -64,12 +65,12 @@ from govlab.service.redis_server import redis_url
 
 log = logging.getLogger("govlab.service.api")
 
-Dataset = Literal["healthcare", "ecommerce", "financial"]
-Format = Literal["delta", "parquet", "iceberg"]
-Size = Literal["tiny", "small", "medium", "large"]
-assert set(Dataset.__args__) == set(DATASETS)  # type: ignore[attr-defined]
-assert set(Format.__args__) == set(FORMATS)  # type: ignore[attr-defined]
-assert set(Size.__args__) == set(SIZES)  # type: ignore[attr-defined]
+# The API's enums come from the registries (the catalog's datasets and sizes, the engines'
+# formats): a new format or dataset is served, validated and documented without an edit here.
+Dataset = StrEnum("Dataset", {name: name for name in DATASETS})
+Format = StrEnum("Format", {name: name for name in FORMATS})
+Size = StrEnum("Size", {name: name for name in SIZES})
+DEFAULT_FORMAT = Format("delta")
 
 SEARCH_DOC = (
     "`{items, page, pageSize, total, totalExact, maskedFields, sort, role, tableVersion, "
@@ -110,8 +111,8 @@ class SeedRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     dataset: Dataset
-    size: Size = "tiny"
-    format: Format = "delta"
+    size: Size = Size("tiny")
+    format: Format = DEFAULT_FORMAT
     seed: int = Field(default=42, ge=0, le=2**31 - 1)
     governance_config: str | None = Field(
         default=None, alias="governanceConfig", max_length=256_000
@@ -394,7 +395,7 @@ def _install_routes(app: FastAPI) -> None:
         services: ServicesDep,
         principal: PrincipalDep,
         dataset: Dataset,
-        format: Format = "delta",
+        format: Format = DEFAULT_FORMAT,
         q: Annotated[str, Query(max_length=200)] = "",
         page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
         page_size: Annotated[int, Query(alias="pageSize", ge=1, le=200)] = 20,
@@ -442,7 +443,10 @@ def _install_routes(app: FastAPI) -> None:
 
     @app.get("/validate")
     def validate(
-        services: ServicesDep, principal: PrincipalDep, dataset: Dataset, format: Format = "delta"
+        services: ServicesDep,
+        principal: PrincipalDep,
+        dataset: Dataset,
+        format: Format = DEFAULT_FORMAT,
     ) -> dict[str, Any]:
         result = services.searcher.validate(dataset, format, principal)
         record_audit(

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from govlab.engines import FORMATS
+from govlab.engines import FORMAT_DEFS, FORMATS
 from govlab.errors import GovlabError, PolicyError
 from govlab.generators import DATASETS, SIZES
 from govlab.policy import (
@@ -48,12 +48,8 @@ STAGES: tuple[str, ...] = (
 )
 STAGE_TITLES: dict[str, str] = {name: name.capitalize() for name in STAGES}
 
-FORMAT_LABELS: dict[str, str] = {
-    "delta": "Delta (v4)",
-    "parquet": "Parquet",
-    "iceberg": "Iceberg",
-}
-assert tuple(FORMAT_LABELS) == FORMATS
+#: The format buttons' labels, from the formats registry (``govlab.engines.FORMAT_DEFS``).
+FORMAT_LABELS: dict[str, str] = {name: d.label for name, d in FORMAT_DEFS.items()}
 
 #: The role the lab starts as (every shipped policy defines it, and it may edit policies).
 DEFAULT_ROLE = "admin"
