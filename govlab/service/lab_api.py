@@ -18,7 +18,7 @@ editor who may save a policy learns nothing from it that saving would not show.
 that ``install_lab_routes`` builds, which are local names.)
 """
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,25 +31,28 @@ from govlab.policy.access import Action
 if TYPE_CHECKING:
     from govlab.service.api import Services
 
-Dataset = Literal["healthcare", "ecommerce", "financial"]
-Format = Literal["delta", "parquet", "iceberg"]
 #: A draft may define many roles; each costs a counted scan, so the what-if stops here.
 MAX_WHATIF_ROLES = 20
 WHATIF_SUB = "whatif"
 
 
-class WhatIfRequest(BaseModel):
-    """A draft policy and the attributes to bind each role with (the lab's own)."""
+def whatif_model(format_enum: Any, default_format: Any) -> type[BaseModel]:
+    """The what-if body, with the API's own format enum (read from the formats registry)."""
 
-    model_config = ConfigDict(extra="forbid")
+    class WhatIfRequest(BaseModel):
+        """A draft policy and the attributes to bind each role with (the lab's own)."""
 
-    yaml: str = Field(max_length=256_000, description="the draft policy (YAML)")
-    format: Format = "delta"
-    attrs: dict[str, dict[str, Any]] = Field(
-        default_factory=dict,
-        max_length=MAX_WHATIF_ROLES,
-        description="role -> the attributes its row filter is bound with",
-    )
+        model_config = ConfigDict(extra="forbid")
+
+        yaml: str = Field(max_length=256_000, description="the draft policy (YAML)")
+        format: format_enum = default_format  # type: ignore[valid-type]
+        attrs: dict[str, dict[str, Any]] = Field(
+            default_factory=dict,
+            max_length=MAX_WHATIF_ROLES,
+            description="role -> the attributes its row filter is bound with",
+        )
+
+    return WhatIfRequest
 
 
 async def _services(request: Request) -> "Services":
@@ -58,12 +61,18 @@ async def _services(request: Request) -> "Services":
 
 def install_lab_routes(app: FastAPI, principal_dep: Any) -> None:
     """Add the routes to ``app``; ``principal_dep`` is the API's identity dependency."""
+    from govlab.service.api import DEFAULT_FORMAT, Dataset, Format  # loaded by now
+
     ServicesDep = Annotated[Any, Depends(_services)]
     PrincipalDep = Annotated[Principal, Depends(principal_dep)]
+    WhatIfRequest = whatif_model(Format, DEFAULT_FORMAT)
 
     @app.get("/tables/{dataset}")
     def table_info(
-        dataset: Dataset, services: ServicesDep, principal: PrincipalDep, format: Format = "delta"
+        dataset: Dataset,
+        services: ServicesDep,
+        principal: PrincipalDep,
+        format: Format = DEFAULT_FORMAT,
     ) -> dict[str, Any]:
         """Rows and version of the live table, for operators (``can_seed``); 404 if none."""
         grant = services.authorize(principal, Action.SEED, dataset)
@@ -178,7 +187,7 @@ def _table_version(services: "Services", dataset: str, fmt: str) -> int | None:
 def _outcome(
     services: "Services",
     dataset: str,
-    body: WhatIfRequest,
+    body: Any,
     policy: LoadedPolicy,
     role: str,
     table_version: int | None,
