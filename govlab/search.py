@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from govlab import masks
 from govlab.config import Settings
 from govlab.engines import get_engine
-from govlab.engines._common import PkPage, pk_page
+from govlab.engines._page import PkPage, pk_page
 from govlab.engines.base import Engine
 from govlab.errors import BadRequest
 from govlab.generators import DatasetSpec, get_dataset
@@ -219,7 +219,7 @@ class GovernedSearch:
     def _pk_page(prepared: Prepared, visible: Expr) -> PkPage | None:
         """The page ordered by primary key (the default sort) read from the engine's
         Arrow snapshot: stops early, counts from metadata or up to the count limit, and
-        reads whole rows from the page's row groups only (``engines._common.pk_page``).
+        reads whole rows from the page's row groups only (``engines._page.pk_page``).
         None when the engine has no snapshot or the sort is another column; the
         general two-phase path below then gives the same answer."""
         spec, sort, query = prepared.spec, prepared.sort, prepared.query

@@ -2,11 +2,23 @@
 
 One function serves the CLI, the API's worker jobs and the papermill notebook, so a
 progress callback is the only thing that differs between them.
+
+Rows are generated on a background thread a few batches ahead of the writer
+(``Prefetch``). In a short CLI run that thread starts before the format's library is
+imported (PyIceberg and its SQL catalog take about half a second), so the first
+batches are ready when the writer is; numpy and Arrow release the GIL while they
+generate, and the batches are the same ones in the same order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from queue import Empty, Full, Queue
+from typing import Any
+
+import pyarrow as pa
 
 from govlab.config import Settings
 from govlab.engines import get_engine
@@ -27,13 +39,67 @@ def seed_table(
 ) -> TableInfo:
     spec = get_dataset(dataset)
     total = size_rows(size)
-    engine = get_engine(fmt, settings)
 
     def report(rows: int) -> None:
         if progress is not None:
             progress(rows, total)
 
-    return engine.write(spec, iter_batches(spec, total, seed), report)
+    with closing(Prefetch(iter_batches(spec, total, seed))) as batches:
+        engine = get_engine(fmt, settings)  # imports the format's library meanwhile
+        return engine.write(spec, batches, report)
+
+
+class Prefetch:
+    """Batches produced on a background thread, at most ``depth`` ahead of the reader.
+
+    An exception of the source is raised to the reader. ``close`` (also when nothing
+    was read) stops the thread and drops what it holds, so a failed or cancelled seed
+    leaves no thread behind.
+    """
+
+    def __init__(self, batches: Iterator[pa.RecordBatch], depth: int = 4) -> None:
+        self._queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._produce, args=(batches,), name="govlab-generate", daemon=True
+        )
+        self._thread.start()
+
+    def _produce(self, batches: Iterator[pa.RecordBatch]) -> None:
+        try:
+            for batch in batches:
+                if not self._put(("batch", batch)):
+                    return
+            self._put(("done", None))
+        except BaseException as exc:  # handed to the reader, raised there
+            self._put(("error", exc))
+
+    def _put(self, item: tuple[str, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        while True:
+            kind, value = self._queue.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise value
+            yield value
+
+    def close(self) -> None:
+        self._stop.set()
+        while True:  # unblock a producer waiting on a full queue
+            try:
+                self._queue.get_nowait()
+            except Empty:
+                break
+        self._thread.join()
 
 
 def tqdm_progress(description: str) -> tuple[ProgressFn, Callable[[], None]]:

@@ -21,6 +21,7 @@ from engine_fixtures import (
 )
 
 import govlab.engines.iceberg as iceberg_module
+import govlab.engines.iceberg_write as iceberg_write
 from govlab.config import Settings
 from govlab.engines.iceberg import IcebergEngine, iceberg_schema
 from govlab.errors import BadRequest
@@ -69,11 +70,18 @@ def test_schema_mapping_round_trips_to_spec(engine: IcebergEngine) -> None:
     assert engine.scan(SPEC, SCHEMA.names, TRUE).schema == SCHEMA  # nullability included
 
 
+def _small_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Data files of 100 rows: a seed of a few thousand rows writes many of them."""
+    monkeypatch.setitem(iceberg_module.TABLE_PROPERTIES, "write.parquet.row-group-limit", "100")
+    monkeypatch.setattr(iceberg_write, "FILE_ROW_GROUPS", 1)
+
+
 def test_one_snapshot_per_seed_even_with_many_chunks(
-    engine: IcebergEngine, monkeypatch: pytest.MonkeyPatch
+    engine: IcebergEngine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(iceberg_module, "CHUNK_ROWS", 300)  # ~7 chunks for 2000 rows
+    _small_files(monkeypatch)  # ~4 files per partition for 2000 rows
     first = engine.write(SPEC, batches(2_000, seed=1))
+    assert len(_data_files(tmp_path)) > 10
     second = engine.write(SPEC, batches(1_500, seed=2))
     assert (first.version, second.version) == (1, 2)
     table = engine.catalog.load_table(("govlab", "people"))
@@ -87,10 +95,10 @@ def test_one_snapshot_per_seed_even_with_many_chunks(
 def test_interrupted_multi_chunk_seed_keeps_snapshot_and_deletes_its_files(
     engine: IcebergEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(iceberg_module, "CHUNK_ROWS", 300)
+    _small_files(monkeypatch)
     engine.write(SPEC, batches(1_000, seed=1))
     files_before = _data_files(tmp_path)
-    # fails after 6 batches of 250 rows: several chunks were already written as files
+    # fails after 6 batches of 250 rows: several files were already written
     with pytest.raises(Boom):
         engine.write(SPEC, failing(3_000, seed=2, fail_after=6))
     assert _data_files(tmp_path) == files_before

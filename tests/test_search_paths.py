@@ -1,4 +1,4 @@
-"""The key pass of the primary-key page (``engines._common.pk_page``, ``engines._text``).
+"""The key pass of the primary-key page (``engines._page.pk_page``, ``engines._text``).
 
 It evaluates the row filter itself (cheap conjuncts first, leaves on dictionary
 columns once per entry, text on the rows left) and keeps only what the page and the
@@ -9,9 +9,9 @@ count need. These tests pin that it answers exactly what the plain answer is:
   absent terms, several terms, pages and both orders;
 * masked columns are never searched: a value that only a masked column holds finds
   nothing, for every role;
-* text matches as Arrow's ``match_substring(ignore_case=True)`` does, on plain and on
-  dictionary arrays, with non-ASCII case-folding traps, and random filters select the
-  rows Arrow's own filter selects;
+* text matches as the Arrow target (``policy.to_arrow``, ASCII case folding) does, on
+  plain and on dictionary arrays, with non-ASCII case-folding traps, and random
+  filters select the rows Arrow's own filter selects;
 * non-ASCII values written by every engine give the pages a full Arrow scan gives.
 """
 
@@ -29,10 +29,10 @@ import pytest
 
 from govlab.config import Settings
 from govlab.engines import FORMATS, _text, get_engine
-from govlab.engines._common import _first_keys, _KeyPass, key_plan, pk_page
+from govlab.engines._page import _first_keys, _KeyPass, key_plan, pk_page
 from govlab.generators import get_dataset
 from govlab.generators.base import DatasetSpec
-from govlab.policy import Principal
+from govlab.policy import Principal, casefold
 from govlab.policy.ast import (
     AlwaysFalse,
     AlwaysTrue,
@@ -73,7 +73,7 @@ def _oracle_keys(rows: list[dict[str, Any]], plan: Any, q: str, descending: bool
         if not matches(plan.row_filter, row):
             return False
         return all(
-            any(row[c] is not None and term.lower() in str(row[c]).lower() for c in searchable)
+            any(row[c] is not None and casefold.contains(str(row[c]), term) for c in searchable)
             for term in q.split()
         )
 

@@ -1,6 +1,6 @@
 """A bound row filter evaluated on Arrow batches for the key pass, cheapest part first.
 
-The key pass (``engines._common.pk_page``) only needs to know which rows are TRUE, to
+The key pass (``engines._page.pk_page``) only needs to know which rows are TRUE, to
 count them and keep their keys. A scanner filter would evaluate every leaf on every
 row, and Arrow's ``match_substring(ignore_case=True)`` runs RE2 on every value. Here:
 
@@ -11,8 +11,7 @@ row, and Arrow's ``match_substring(ignore_case=True)`` runs RE2 on every value. 
   left TRUE: ``clinician_id == 'C007'`` leaves 2% of the rows to match text on;
 * an OR evaluates its children cheapest first, the later ones on the rows still
   undecided once few enough are;
-* text on plain ASCII values is an exact ASCII lower-case match (RE2's case folding
-  differs from ASCII folding only on non-ASCII characters);
+* text is matched as ``policy.casefold`` defines it (ASCII letters caselessly);
 * a leaf on a partition column is decided once per file from its partition value.
 
 Every other leaf is Arrow's own expression evaluation (``policy.compile.to_arrow``) on
@@ -48,6 +47,7 @@ from govlab.policy.ast import (
     and_,
     or_,
 )
+from govlab.policy.casefold import fold, has_ascii_letter
 from govlab.policy.compile import to_arrow
 
 Rows = np.ndarray | None  # positions in the batch (int64), or None for every row
@@ -215,25 +215,11 @@ def _true(mask: pa.Array) -> np.ndarray:
 
 
 def contains(values: pa.Array, term: str) -> pa.Array:
-    """``match_substring(values, term, ignore_case=True)``, computed faster."""
+    """Whether each value contains ``term`` with ASCII letters compared caselessly
+    (``policy.casefold``: the definition every compile target shares), as Arrow's
+    ``policy.to_arrow`` computes it."""
     if isinstance(values, pa.DictionaryArray):
         return pc.take(contains(values.dictionary, term), values.indices)
-    if term.isascii() and all_ascii(values):
-        lowered = term.lower()
-        if lowered == term.upper():  # no letters: case does not matter
-            return pc.match_substring(values, lowered)
-        return pc.match_substring(pc.ascii_lower(values), lowered)
-    return pc.match_substring(values, term, ignore_case=True)
-
-
-def all_ascii(values: pa.Array) -> bool:
-    """Whether every byte of the values is ASCII (conservative: bytes behind NULL slots
-    count too, and types other than ``string`` say no)."""
-    if values.type != pa.string() or len(values) == 0:
-        return False
-    _, offsets_buffer, data_buffer = values.buffers()
-    if data_buffer is None:
-        return True
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int32, count=values.offset + len(values) + 1)
-    data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[values.offset] : offsets[-1]]
-    return bool(data.max(initial=0) < 128)
+    if not has_ascii_letter(term):  # nothing to fold: a plain match
+        return pc.match_substring(values, term)
+    return pc.match_substring(pc.ascii_lower(values), fold(term))

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
 from govlab.generators.base import DatasetSpec
-from govlab.policy.ast import Expr
+
+if TYPE_CHECKING:  # the write path does not import the policy layer
+    from govlab.policy.ast import Expr
 
 ProgressFn = Callable[[int], None]
 """Called with the number of rows written so far (monotonic)."""

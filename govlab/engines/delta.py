@@ -23,16 +23,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
-from deltalake import DeltaTable, WriterProperties, write_deltalake
+from deltalake import ColumnProperties, DeltaTable, WriterProperties, write_deltalake
 
 from govlab.engines._common import (
     DATA_PAGE_BYTES,
-    DICTIONARY_PAGE_BYTES,
+    DICTIONARY_LIMIT_BYTES,
     ROW_GROUP_ROWS,
     ArrowDatasetEngine,
     CountingBatches,
     Snapshot,
     SnapshotCache,
+    dictionary_columns,
     seed_lock,
 )
 from govlab.engines.base import ProgressFn, TableInfo
@@ -78,6 +79,12 @@ class DeltaEngine(ArrowDatasetEngine):
             path.parent.mkdir(parents=True, exist_ok=True)
             existed = path.exists()
             before = _data_files(path)
+            encoded = set(dictionary_columns(stream.first()))
+            columns = {
+                name: ColumnProperties(dictionary_enabled=name in encoded)
+                for name in spec.schema.names
+                if name != spec.partition_by
+            }
             try:
                 write_deltalake(
                     str(path),
@@ -91,7 +98,8 @@ class DeltaEngine(ArrowDatasetEngine):
                     writer_properties=WriterProperties(
                         max_row_group_size=ROW_GROUP_ROWS,
                         data_page_size_limit=DATA_PAGE_BYTES,
-                        dictionary_page_size_limit=DICTIONARY_PAGE_BYTES,
+                        dictionary_page_size_limit=DICTIONARY_LIMIT_BYTES,
+                        column_properties=columns,
                     ),
                 )
             except BaseException as exc:

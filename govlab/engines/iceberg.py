@@ -4,8 +4,8 @@ Catalog ``<iceberg dir>/catalog.db``, warehouse ``<iceberg dir>/warehouse``, nam
 ``govlab``, one table per dataset, identity-partitioned on the dataset's partition
 column and declaring a sort order on the primary key (rows arrive in pk order).
 
-A seed is ONE snapshot: the streamed batches are regrouped into chunks of
-``CHUNK_ROWS`` rows (bounded memory), each chunk is written as data files, and a
+A seed is ONE snapshot: the streamed batches are written as data files by
+``engines.iceberg_write`` (split by partition as they arrive, bounded memory), then a
 single OVERWRITE snapshot removes every previous data file and adds the new ones,
 committed once at the end. (PyIceberg's ``tx.overwrite`` + ``tx.append`` would commit
 one snapshot per chunk plus a delete snapshot, and every intermediate snapshot would
@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
+import importlib
 import shutil
 import sqlite3
+import sys
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -41,13 +42,13 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 from filelock import FileLock
-from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NoSuchTableError
-from pyiceberg.io.pyarrow import _dataframe_to_data_files
+from pyiceberg.io import load_file_io
 from pyiceberg.manifest import DataFile, ManifestFile
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table, Transaction
+from pyiceberg.table.metadata import TableMetadata, new_table_metadata
 from pyiceberg.table.refs import MAIN_BRANCH
 from pyiceberg.table.snapshots import Operation, Snapshot
 from pyiceberg.table.sorting import SortField, SortOrder
@@ -85,14 +86,17 @@ from govlab.engines._common import (
 )
 from govlab.engines._common import Snapshot as ArrowSnapshot
 from govlab.engines.base import ProgressFn, TableInfo
+from govlab.engines.iceberg_write import write_data_files
 from govlab.errors import BadRequest, TableNotFound
 from govlab.generators.base import DatasetSpec
-from govlab.policy.ast import AlwaysFalse, AlwaysTrue, Expr
-from govlab.policy.compile import to_arrow, to_iceberg
+
+if TYPE_CHECKING:  # imported where used: seeding needs neither SQLAlchemy nor policies
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    from govlab.policy.ast import Expr
 
 NAMESPACE = "govlab"
 CATALOG_NAME = "govlab"
-CHUNK_ROWS = 500_000
 PARTITION_FIELD_ID = 1000
 PAGE_ROW_LIMIT = 1024
 # Snapshots kept for time travel (the current one included). Every commit copies the
@@ -138,6 +142,8 @@ class IcebergEngine:
         Creating it creates the catalog tables and the namespace; a file lock keeps two
         processes doing that at once from tripping over each other.
         """
+        from pyiceberg.catalog.sql import SqlCatalog  # SQLAlchemy: ~0.15 s, writers only
+
         key = (str(self.catalog_path), str(self.warehouse))
         with _catalogs_guard:
             catalog = _catalogs.get(key)
@@ -162,7 +168,9 @@ class IcebergEngine:
 
         Reads go through a cache keyed by the catalog's current metadata location (one
         indexed query): a metadata file is immutable, so the parsed table is reused
-        until a commit moves the pointer. Writers load the table from the catalog.
+        until a commit moves the pointer. The table is read from that file directly (a
+        read-only ``StaticTable``), so a reader never imports the SQL catalog and
+        SQLAlchemy; writers load the table from the catalog.
         """
         if not self.catalog_path.exists():
             raise TableNotFound(f"iceberg table {dataset!r} has not been seeded")
@@ -172,10 +180,7 @@ class IcebergEngine:
         with _catalogs_guard:
             table = _tables.get(key) if location is not None else None
         if table is None:
-            try:
-                table = self.catalog.load_table(identifier)
-            except NoSuchTableError:
-                raise TableNotFound(f"iceberg table {dataset!r} has not been seeded") from None
+            table = self._read_table(identifier, location)
             if location is not None and table.metadata_location == location:
                 with _catalogs_guard:
                     _tables[key] = table
@@ -185,10 +190,25 @@ class IcebergEngine:
             raise TableNotFound(f"iceberg table {dataset!r} has not been seeded")
         return table
 
+    def _read_table(self, identifier: tuple[str, str], location: str | None) -> Table:
+        """The table from its metadata file, else through the catalog."""
+        table = _static_table(location) if location is not None else None
+        if table is not None:
+            return table
+        try:
+            return self.catalog.load_table(identifier)
+        except NoSuchTableError:
+            raise TableNotFound(f"iceberg table {identifier[1]!r} has not been seeded") from None
+
     def _metadata_location(self, identifier: tuple[str, str]) -> str | None:
-        """The table's current metadata file per the catalog (the JDBC catalog layout
-        the SqlCatalog writes), read over a plain read-only SQLite connection; None if
-        absent or on any surprise, and the caller loads through the catalog."""
+        """The table's current metadata file per the catalog; None if there is none or
+        the catalog could not be read (the caller then goes through the catalog)."""
+        return self._catalog_entry(identifier)[1]
+
+    def _catalog_entry(self, identifier: tuple[str, str]) -> tuple[bool, str | None]:
+        """(read, metadata location) from the catalog's table (the JDBC catalog layout
+        the SqlCatalog writes) over a plain read-only SQLite connection: (True, None)
+        when the table is not there, (False, None) on any surprise."""
         try:
             connection = sqlite3.connect(f"{self.catalog_path.as_uri()}?mode=ro", uri=True)
             try:
@@ -200,8 +220,10 @@ class IcebergEngine:
             finally:
                 connection.close()
         except sqlite3.Error:
-            return None
-        return row[0] if row and isinstance(row[0], str) else None
+            return False, None
+        if row is None:
+            return True, None
+        return (True, row[0]) if isinstance(row[0], str) else (False, None)
 
     @staticmethod
     def _snapshot(table: Table, dataset: str, version: int | None) -> Snapshot:
@@ -232,61 +254,128 @@ class IcebergEngine:
         batches: Iterable[pa.RecordBatch],
         progress: ProgressFn | None = None,
     ) -> TableInfo:
+        """One seed: the data files first (``iceberg_write``), then one commit.
+
+        The table as it is now is read from its metadata file, and the SQL catalog
+        (SQLAlchemy, 0.15-0.3 s of imports) is imported on a thread while the files
+        are written; it is only needed for the commit. A failure before the commit
+        deletes every file written and leaves the current version as it was.
+        """
         ice_schema, write_schema = iceberg_schema(spec.schema)
         stream = CountingBatches(spec.schema, batches, progress)
         identifier = self.identifier(spec.name)
         with seed_lock(self.settings, self.name, spec.name):
-            catalog = self.catalog
-            try:
-                table: Table | None = catalog.load_table(identifier)
-            except NoSuchTableError:
-                table = None
-
-            if table is not None and _same_layout(table, ice_schema, spec):
-                tx = table.transaction()
+            current = self._current_table(identifier)
+            if current is not None and _same_layout(current, ice_schema, spec):
+                target = identifier
                 stale = {
                     k: v
                     for k, v in TABLE_PROPERTIES.items()
-                    if k.startswith("write.") and table.properties.get(k) != v
+                    if k.startswith("write.") and current.properties.get(k) != v
                 }
-                if stale:  # a table created before a writer setting changed
-                    tx.set_properties(stale)
-                previous = (
-                    [t.file for t in table.scan().plan_files()] if table.current_snapshot() else []
+                metadata = current.metadata.model_copy(
+                    update={"properties": {**current.properties, **stale}}
                 )
-                expired_files = _expire_history(tx, table, keep_files=previous)
-                _commit_seed(tx, previous, stream, write_schema)
-                _delete_files(table.io, expired_files)
-            elif table is None:
-                tx = self._create_transaction(identifier, ice_schema, spec, offset=0)
-                _commit_seed(tx, [], stream, write_schema)
             else:
-                # The dataset's schema or partitioning changed. Seed a staging table
-                # (nothing is visible if that fails), then swap it in by name. Versions
-                # continue from the old table's through the version-offset property.
-                staging = (NAMESPACE, f"{spec.name}__staging_{uuid.uuid4().hex[:12]}")
-                tx = self._create_transaction(
-                    staging, ice_schema, spec, offset=_version(table, table.current_snapshot())
-                )
-                _commit_seed(tx, [], stream, write_schema)
-                old_location = _local_path(table.location())
-                catalog.drop_table(identifier)
-                catalog.rename_table(staging, identifier)
+                stale = {}
+                target = identifier
+                offset = 0
+                if current is not None:  # schema or partitioning changed: a staging table
+                    target = (NAMESPACE, f"{spec.name}__staging_{uuid.uuid4().hex[:12]}")
+                    offset = _version(current, current.current_snapshot())
+                metadata = self._new_metadata(target, ice_schema, spec, offset)
+            io = load_file_io(properties=metadata.properties, location=metadata.location)
+            _import_catalog_in_background()
+            written: list[str] = []
+            try:
+                files = write_data_files(metadata, io, stream, write_schema, written)
+                if target != identifier or current is None:
+                    self._commit_new(target, metadata, files)
+                else:
+                    self._commit_reseed(identifier, current, stale, files)
+            except BaseException:
+                _delete_files(io, written)
+                raise
+            if target != identifier:
+                # swap the staging table in by name; versions continue from the old
+                # table's through the version-offset property
+                assert current is not None
+                old_location = _local_path(current.location())
+                self.catalog.drop_table(identifier)
+                self.catalog.rename_table(target, identifier)
                 shutil.rmtree(old_location, ignore_errors=True)
             return self._info(spec.name, self._load(spec.name))
 
-    def _create_transaction(
+    def _current_table(self, identifier: tuple[str, str]) -> Table | None:
+        """The table as the catalog has it now (None if there is none), read from its
+        metadata file; through the catalog only when the catalog file is unusual."""
+        if not self.catalog_path.exists():
+            return None
+        readable, location = self._catalog_entry(identifier)
+        if readable and location is None:
+            return None
+        table = _static_table(location) if location is not None else None
+        if table is not None:
+            return table
+        try:
+            return self.catalog.load_table(identifier)
+        except NoSuchTableError:
+            return None
+
+    def _new_metadata(
         self, identifier: tuple[str, str], schema: Schema, spec: DatasetSpec, offset: int
-    ) -> Transaction:
-        """A transaction that creates the table when it commits (not before): a failed
-        first seed leaves no empty table behind."""
-        return self.catalog.create_table_transaction(
-            identifier,
+    ) -> TableMetadata:
+        """The metadata a new table gets (``_commit_new`` creates it with the same
+        arguments, so the files written for it carry its field ids and spec)."""
+        return new_table_metadata(
             schema=schema,
             partition_spec=_partition_spec(schema, spec),
             sort_order=_sort_order(schema, spec),
+            location=f"{self.warehouse.as_uri()}/{identifier[0]}/{identifier[1]}",
             properties={**TABLE_PROPERTIES, VERSION_OFFSET: str(offset)},
         )
+
+    def _commit_new(
+        self, identifier: tuple[str, str], metadata: TableMetadata, files: list[DataFile]
+    ) -> None:
+        """Create the table and its first snapshot in one transaction: a failed first
+        seed leaves no empty table behind."""
+        tx = self.catalog.create_table_transaction(
+            identifier,
+            schema=metadata.schema(),
+            location=metadata.location,
+            partition_spec=metadata.spec(),
+            sort_order=metadata.sort_order_by_id(metadata.default_sort_order_id),
+            properties=metadata.properties,
+        )
+        created = tx.table_metadata
+        if (created.schema(), created.spec(), created.location) != (
+            metadata.schema(),
+            metadata.spec(),
+            metadata.location,
+        ):
+            raise RuntimeError("the new Iceberg table's layout differs from its data files'")
+        _commit_files(tx, [], files)
+
+    def _commit_reseed(
+        self,
+        identifier: tuple[str, str],
+        current: Table,
+        stale: dict[str, str],
+        files: list[DataFile],
+    ) -> None:
+        """One snapshot replacing every file of ``current``; history beyond the last
+        ``KEEP_VERSIONS`` expires in the same transaction and its files go after it."""
+        table = self.catalog.load_table(identifier)
+        if table.metadata_location != current.metadata_location:
+            raise RuntimeError(f"iceberg table {identifier[1]!r} changed during the seed")
+        tx = table.transaction()
+        if stale:  # a table created before a writer setting changed
+            tx.set_properties(stale)
+        previous = [t.file for t in table.scan().plan_files()] if table.current_snapshot() else []
+        expired_files = _expire_history(tx, table, keep_files=previous)
+        _commit_files(tx, previous, files)
+        _delete_files(table.io, expired_files)
 
     # ------------------------------------------------------------------ metadata
     def info(self, dataset: str) -> TableInfo:
@@ -333,6 +422,9 @@ class IcebergEngine:
         superset (NULL handling, no substring predicate), so the exact Arrow filter is
         always applied to what it returns.
         """
+        from govlab.policy.ast import AlwaysFalse, AlwaysTrue
+        from govlab.policy.compile import to_arrow, to_iceberg
+
         table = self._load(spec.name)
         snapshot = self._snapshot(table, spec.name, version)
         if isinstance(row_filter, AlwaysFalse):
@@ -384,6 +476,8 @@ class IcebergEngine:
         return _SNAPSHOTS.get(key, lambda: _arrow_dataset(table, snapshot, spec))
 
     def count(self, spec: DatasetSpec, row_filter: Expr, version: int | None = None) -> int:
+        from govlab.policy.ast import AlwaysTrue
+
         if isinstance(row_filter, AlwaysTrue):
             table = self._load(spec.name)
             summary = self._snapshot(table, spec.name, version).summary
@@ -393,40 +487,39 @@ class IcebergEngine:
         return sum(part.num_rows for part in self._filtered(spec, needed, row_filter, version))
 
 
-def _commit_seed(
-    tx: Transaction,
-    previous_files: list[DataFile],
-    stream: CountingBatches,
-    write_schema: pa.Schema,
-) -> None:
-    """Write the stream as data files, chunk by chunk, then commit ONE overwrite snapshot
-    that removes ``previous_files`` and adds the new ones. On any failure nothing is
-    committed and the data files already written are deleted."""
-    io = tx._table.io
-    written: list[str] = []
+def _static_table(location: str) -> Table | None:
+    """The table as of one metadata file (read-only); None when it cannot be read, and
+    the caller goes through the catalog."""
+    from pyiceberg.table import StaticTable
+
     try:
-        with _SeedOverwrite.of(tx) as overwrite:
-            for data_file in previous_files:
-                overwrite.delete_data_file(data_file)
-            counter = itertools.count(0)  # shared across chunks: file names stay unique
-            for chunk in stream.chunks(CHUNK_ROWS):
-                if chunk.schema != write_schema:
-                    chunk = chunk.cast(write_schema)
-                for data_file in _dataframe_to_data_files(
-                    table_metadata=tx.table_metadata,
-                    df=chunk,
-                    io=io,
-                    write_uuid=overwrite.commit_uuid,
-                    counter=counter,
-                ):
-                    written.append(data_file.file_path)
-                    overwrite.append_data_file(data_file)
-        tx.commit_transaction()
-    except BaseException:
-        for path in written:
-            with contextlib.suppress(Exception):
-                io.delete(path)
-        raise
+        return StaticTable.from_metadata(location)
+    except (OSError, ValueError):
+        return None
+
+
+def _commit_files(tx: Transaction, previous_files: list[DataFile], files: list[DataFile]) -> None:
+    """Commit ONE overwrite snapshot that removes ``previous_files`` and adds ``files``
+    (PyIceberg's ``overwrite`` + ``append`` would commit a snapshot each, and every
+    intermediate snapshot would be a readable, partial version)."""
+    with _SeedOverwrite.of(tx) as overwrite:
+        for data_file in previous_files:
+            overwrite.delete_data_file(data_file)
+        for data_file in files:
+            overwrite.append_data_file(data_file)
+    tx.commit_transaction()
+
+
+def _import_catalog_in_background() -> None:
+    """Start importing the SQL catalog on a thread: writing the data files is mostly
+    native code that releases the GIL, so the import runs beside it."""
+    if "pyiceberg.catalog.sql" not in sys.modules:
+        threading.Thread(
+            target=importlib.import_module,
+            args=("pyiceberg.catalog.sql",),
+            name="govlab-import-catalog",
+            daemon=True,
+        ).start()
 
 
 class _SeedOverwrite(_OverwriteFiles):

@@ -29,12 +29,13 @@ import pyarrow.dataset as ds
 
 from govlab.engines._common import (
     DATA_PAGE_BYTES,
-    DICTIONARY_PAGE_BYTES,
+    DICTIONARY_LIMIT_BYTES,
     ROW_GROUP_ROWS,
     ArrowDatasetEngine,
     CountingBatches,
     Snapshot,
     SnapshotCache,
+    dictionary_columns,
     seed_lock,
 )
 from govlab.engines.base import ProgressFn, TableInfo
@@ -107,6 +108,7 @@ class ParquetEngine(ArrowDatasetEngine):
             final = table_dir / f"v{new}"
             try:
                 tmp.mkdir()
+                encoded = dictionary_columns(stream.first())
                 ds.write_dataset(
                     stream.reader(),
                     tmp,
@@ -119,7 +121,8 @@ class ParquetEngine(ArrowDatasetEngine):
                     max_rows_per_file=ROWS_PER_FILE,
                     file_options=ds.ParquetFileFormat().make_write_options(
                         data_page_size=DATA_PAGE_BYTES,
-                        dictionary_pagesize_limit=DICTIONARY_PAGE_BYTES,
+                        use_dictionary=[c for c in encoded if c != spec.partition_by],
+                        dictionary_pagesize_limit=DICTIONARY_LIMIT_BYTES,
                     ),
                     existing_data_behavior="overwrite_or_ignore",
                 )

@@ -1,0 +1,394 @@
+"""The page of a governed search in primary-key order, read from an Arrow snapshot.
+
+``pk_page`` answers one page and the number of matches reading as little as it can:
+row groups in key order, a key pass that evaluates the row filter on the few columns
+it needs (``engines._text``) and keeps only the keys that can still be on the page,
+then whole rows decoded from the page's row groups only. Imported by the search, not
+by the write path (seeding never pays for the policy layer's imports).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from govlab.engines import _text
+from govlab.engines._common import RowGroup, Snapshot, _group_id, normalise
+from govlab.generators.base import DatasetSpec
+from govlab.policy.ast import AlwaysFalse, AlwaysTrue, Expr, columns_of
+from govlab.policy.compile import to_arrow
+
+# Rows decoded at a time when fetching a page's rows from a row group.
+_FETCH_BATCH_ROWS = 1024
+
+
+# ---------------------------------------------------------------------- pk-ordered page
+@dataclass(frozen=True)
+class PkPage:
+    rows: pa.Table
+    total: int
+    exact: bool  # False: ``total`` is a lower bound (counting stopped at the count limit)
+
+
+def pk_page(
+    snapshot: Snapshot,
+    spec: DatasetSpec,
+    row_filter: Expr,
+    descending: bool,
+    offset: int,
+    limit: int,
+    count_limit: int | None = None,
+) -> PkPage | None:
+    """One page of whole rows ordered by the primary key, and the number of matching
+    rows: exactly what a full key scan + select_k + a second scan would give, reading
+    much less. None when the snapshot lacks what this needs (pk statistics).
+
+    * Count: from Parquet metadata when the filter only touches partition columns
+      (exact). Otherwise by counting matches while reading keys: with ``count_limit``
+      None every row group is read (exact); with a limit, reading may stop once at least
+      ``count_limit`` matches are counted, and the total is then a lower bound. That is
+      what keeps a first page's cost flat as the table grows (a search engine's "10,000+").
+    * Keys: row groups are read in pk order (by min, or max when descending), a wave
+      of overlapping groups at a time, and reading stops once ``offset + limit`` keys
+      are held, every unread group starts beyond the last of them, and the count needs
+      no more. The writers keep rows in pk order within each file, so the first pages
+      read one group per partition at any size (with unordered files this stays exact;
+      it just stops later). Matches are counted, and only the keys that can still be
+      on the page are kept (``_KeyPass``).
+    * Rows: only the row groups that hold the page's keys are read, with the filter
+      re-applied together with ``pk in keys``.
+    """
+    pk = spec.primary_key
+    expr = to_arrow(row_filter)
+    groups = snapshot.row_groups(pk, expr)
+    if groups is None:
+        return None
+    top = offset + limit
+    # in page order: by min key (max when descending); ``where`` indexes this order
+    groups.sort(key=(lambda g: g.hi) if descending else (lambda g: g.lo), reverse=descending)
+    key_pass = _KeyPass(snapshot, spec, row_filter, descending, top)
+    if columns_of(row_filter) <= {spec.partition_by}:
+        total, exact = snapshot.dataset.count_rows(filter=expr), True
+        if offset >= total:
+            return PkPage(spec.schema.empty_table(), total, exact)
+        _first_keys(key_pass, groups, 0)
+    else:
+        count_to = None if count_limit is None else max(count_limit, top)
+        exact = _first_keys(key_pass, groups, count_to)
+        total = key_pass.count
+        if offset >= total:  # only when every group was read: ``count_to`` >= ``top``
+            return PkPage(spec.schema.empty_table(), total, exact)
+    keys, where = key_pass.page(offset, limit)
+    rows = _page_rows(snapshot, groups, spec, expr, keys, where)
+    return PkPage(rows, total, exact)
+
+
+# ---------------------------------------------------------------------- key pass
+@dataclass(frozen=True)
+class KeyPlan:
+    """How the key pass reads a filter: ``filter`` evaluated by ``_text.true_mask`` on
+    batches of ``columns`` (``dictionary`` ones read as dictionaries), or, when that
+    does not cover the filter, ``scan_filter`` evaluated by the scanner."""
+
+    filter: Expr | None
+    scan_filter: pc.Expression | None
+    columns: tuple[str, ...]  # the key first
+    dictionary: frozenset[str]
+
+
+def key_plan(snapshot: Snapshot, spec: DatasetSpec, row_filter: Expr) -> KeyPlan:
+    """The plan for ``row_filter``: evaluated by ``_text`` where it covers every node
+    and column type; otherwise by Arrow's scanner (same answers, slower)."""
+    pk = spec.primary_key
+    schema = snapshot.dataset.schema
+    referenced = columns_of(row_filter)
+    whole = KeyPlan(None, to_arrow(row_filter), (pk,), frozenset())
+    if not _text.supported(row_filter):
+        return whole
+    for name in referenced:
+        if name not in schema.names or schema.field(name).type != spec.column_type(name):
+            return whole
+    if any(not pa.types.is_string(schema.field(c).type) for c in _text.text_columns(row_filter)):
+        return whole
+    dictionary = frozenset(
+        name
+        for name in referenced - {pk, spec.partition_by}
+        if pa.types.is_string(schema.field(name).type) and snapshot.low_cardinality(name)
+    )
+    columns = (pk, *(n for n in schema.names if n in referenced and n != pk))
+    return KeyPlan(row_filter, None, columns, dictionary)
+
+
+class _KeyPass:
+    """Reads the matching keys of row groups without materialising rows: counts the
+    matches, and keeps of each batch only its ``top`` first keys in page order (no
+    later key can be among the page's), tagged with the row group they came from."""
+
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        spec: DatasetSpec,
+        row_filter: Expr,
+        descending: bool,
+        top: int,
+    ) -> None:
+        self.snapshot = snapshot
+        self.plan = key_plan(snapshot, spec, row_filter)
+        self.descending = descending
+        self.top = top
+        self.count = 0
+        self._keys: list[pa.Array] = []
+        self._where: list[pa.Array] = []
+        self._pk_type = snapshot.dataset.schema.field(spec.primary_key).type
+        self._bound: dict[tuple[tuple[str, Any], ...], Expr] = {}
+
+    def read(self, groups: list[RowGroup], first: int) -> None:
+        """Add the matches of ``groups`` (``first`` is the index of ``groups[0]``)."""
+        plan = self.plan
+        index = {_group_id(g.fragment): first + i for i, g in enumerate(groups)}
+        filters = {_group_id(g.fragment): self._group_filter(g) for g in groups}
+        live = [g for g in groups if not isinstance(filters[_group_id(g.fragment)], AlwaysFalse)]
+        if not live:
+            return
+        columns = self._columns(filters.values())
+        dataset = self.snapshot.reader([g.fragment for g in live], plan.dictionary)
+        scanner = dataset.scanner(columns=columns, filter=plan.scan_filter)
+        pool = _fetch_pool()
+        pending: deque[tuple[int, Future[pa.Array]]] = deque()
+        # batches are matched on the pool (Arrow compute releases the GIL), a few at a time
+        for tagged in scanner.scan_batches():
+            batch = tagged.record_batch
+            if batch.num_rows == 0:
+                continue
+            key = _group_id(tagged.fragment)
+            job = pool.submit(self._matching_keys, batch, filters[key])
+            pending.append((index[key], job))
+            if len(pending) > 2 * _pool_workers:
+                self._add(*pending.popleft())
+        while pending:
+            self._add(*pending.popleft())
+
+    def _group_filter(self, group: RowGroup) -> Expr | None:
+        """The plan's filter with the group's partition values bound in (a filter on
+        the partition column alone becomes TRUE for every group left to read)."""
+        if self.plan.filter is None:
+            return None
+        fragment = group.fragment
+        constants = ds.get_partition_keys(fragment.partition_expression)
+        if not constants:
+            return self.plan.filter
+        key = tuple(sorted(constants.items(), key=lambda item: item[0]))
+        cached = self._bound.get(key)
+        if cached is None:
+            schema = self.snapshot.dataset.schema
+            cached = _text.bind_constants(self.plan.filter, constants, schema)
+            self._bound[key] = cached
+        return cached
+
+    def _columns(self, filters: Iterable[Expr | None]) -> list[str]:
+        """The key, then every column a group's filter still needs, in schema order."""
+        if self.plan.filter is None:
+            return list(self.plan.columns)
+        needed = set().union(*(columns_of(f) for f in filters if f is not None))
+        pk = self.plan.columns[0]
+        return [pk, *(c for c in self.plan.columns[1:] if c in needed)]
+
+    def _matching_keys(self, batch: pa.RecordBatch, row_filter: Expr | None) -> pa.Array:
+        keys = batch.column(0)
+        if row_filter is None or isinstance(row_filter, AlwaysTrue):
+            return keys
+        mask = _text.true_mask(row_filter, batch, None, self.plan.dictionary)
+        return keys.filter(pa.array(mask))
+
+    def _add(self, group: int, future: Future[pa.Array]) -> None:
+        keys = future.result()
+        if len(keys) == 0:
+            return
+        self.count += len(keys)
+        if len(keys) > self.top:
+            keys = keys.take(pc.select_k_unstable(keys, k=self.top, sort_keys=[("", self._order)]))
+        self._keys.append(keys)
+        self._where.append(pa.array(np.full(len(keys), group, dtype=np.int32)))
+
+    @property
+    def _order(self) -> str:
+        return "descending" if self.descending else "ascending"
+
+    def kth(self) -> Any:
+        """The ``top``-th key in page order among the matches read so far."""
+        return _kth(self._keys, self.top, self.descending)
+
+    def page(self, offset: int, limit: int) -> tuple[pa.Array, pa.ChunkedArray]:
+        """The page's keys in page order, and the index of the row group of each."""
+        keys = pa.chunked_array(self._keys, type=self._pk_type)
+        table = pa.table({"k": keys, "g": pa.chunked_array(self._where, type=pa.int32())})
+        if self.top < table.num_rows:
+            # the top keys are those up to the top-th one (select_k on the key array alone
+            # is ~10x faster than on the table)
+            kth = _kth(keys, self.top, self.descending)
+            keep = pc.greater_equal(keys, kth) if self.descending else pc.less_equal(keys, kth)
+            table = table.filter(keep)
+        table = table.sort_by([("k", self._order)]).slice(offset, limit)
+        return table.column("k").combine_chunks(), table.column("g")
+
+
+def _first_keys(key_pass: _KeyPass, groups: list[RowGroup], count_to: int | None) -> bool:
+    """Read ``groups`` (sorted in page order) a wave at a time into ``key_pass``: at
+    least until the ``top`` first matches are settled, and ``count_to`` matches are
+    counted (every group when ``count_to`` is None). Says whether every group was read
+    (the count is then the exact total)."""
+    top, descending = key_pass.top, key_pass.descending
+    i = 0
+    wave_size = 1
+    while i < len(groups):
+        j = _wave_end(groups, i, descending, wave_size if count_to is not None else len(groups))
+        key_pass.read(groups[i:j], i)
+        wave_size = 2 * (j - i)  # still short of the count: read more at a time
+        i = j
+        if i < len(groups) and count_to is not None and key_pass.count >= max(top, count_to):
+            kth = key_pass.kth()
+            if (groups[i].hi < kth) if descending else (groups[i].lo > kth):
+                break
+    return i >= len(groups)
+
+
+def _wave_end(groups: list[RowGroup], i: int, descending: bool, at_least: int) -> int:
+    """End of the wave starting at ``i``: the group, every later group overlapping all
+    of it (they could hold keys before its last one), and at least ``at_least`` groups."""
+    j = i + 1
+    if descending:
+        bound = groups[i].lo
+        while j < len(groups) and groups[j].hi >= bound:
+            bound = max(bound, groups[j].lo)
+            j += 1
+    else:
+        bound = groups[i].hi
+        while j < len(groups) and groups[j].lo <= bound:
+            bound = min(bound, groups[j].hi)
+            j += 1
+    return max(j, min(len(groups), i + at_least))
+
+
+def _kth(keys: list[pa.Array] | pa.ChunkedArray, k: int, descending: bool) -> Any:
+    """The k-th key in page order among those held."""
+    held = keys if isinstance(keys, pa.ChunkedArray) else pa.chunked_array(keys)
+    order = "descending" if descending else "ascending"
+    best = held.take(pc.select_k_unstable(held, k=k, sort_keys=[("", order)]))
+    return (pc.min(best) if descending else pc.max(best)).as_py()
+
+
+def _page_rows(
+    snapshot: Snapshot,
+    groups: list[RowGroup],
+    spec: DatasetSpec,
+    expr: pc.Expression,
+    page_keys: pa.Array,
+    page_groups: pa.ChunkedArray,
+) -> pa.Table:
+    """Whole rows for the page's keys, in page order, read from their row groups only;
+    the row filter is applied again to what is read (as a second scan would)."""
+    if len(page_keys) == 0:
+        return spec.schema.empty_table()
+    pk = spec.primary_key
+    keyed = pa.table({"k": page_keys, "g": page_groups.combine_chunks()})
+    jobs = [
+        (groups[g], keyed.filter(pc.equal(keyed["g"], g))["k"].combine_chunks())
+        for g in sorted(set(page_groups.to_pylist()))
+    ]
+    if len(jobs) == 1:  # one group: its columns are decoded side by side
+        parts = [_group_rows(snapshot, *jobs[0], pk, threads=True)]
+    else:  # decoding releases the GIL: the page's row groups are read side by side
+        parts = list(_fetch_pool().map(lambda job: _group_rows(snapshot, *job, pk), jobs))
+    rows = pa.concat_tables(parts).filter(expr)
+    rows = normalise(rows, spec.schema)
+    positions = pc.index_in(page_keys, value_set=rows.column(pk))
+    return rows.take(positions)
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_guard = threading.Lock()
+_pool_workers = max(2, min(8, pa.cpu_count()))
+
+
+def _fetch_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_guard:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(_pool_workers, thread_name_prefix="govlab-fetch")
+        return _pool
+
+
+def _group_rows(
+    snapshot: Snapshot, group: RowGroup, keys: pa.Array, pk: str, threads: bool = False
+) -> pa.Table:
+    """The rows of one row group whose key is in ``keys``, in the dataset's schema.
+
+    Decoded from the start of the group, stopping once every key was seen: rows are
+    pk-ordered in the files, so an early page decodes the start of its groups only.
+    The first batch is sized to reach the last key (``_prefix_rows``), so a page whose
+    keys are spread decodes in one call rather than many small ones. Anything this
+    cannot mirror exactly (a column neither in the file nor a partition key) goes
+    through the dataset scanner instead.
+    """
+    part = group.fragment
+    schema = snapshot.dataset.schema
+    metadata = part.metadata
+    in_file = set(metadata.schema.to_arrow_schema().names)
+    constants = ds.get_partition_keys(part.partition_expression)
+    columns = [name for name in schema.names if name in in_file]
+    missing = [name for name in schema.names if name not in in_file]
+    if pk not in in_file or any(name not in constants for name in missing):
+        return snapshot.subset([part]).to_table(filter=pc.field(pk).isin(keys), use_threads=False)
+    remaining = set(keys.to_pylist())
+    pieces: list[pa.RecordBatch] = []
+    with part.filesystem.open_input_file(part.path) as source:
+        reader = pq.ParquetFile(source, metadata=metadata)
+        batches = reader.iter_batches(
+            batch_size=_prefix_rows(
+                group, keys, metadata.row_group(part.row_groups[0].id).num_rows
+            ),
+            row_groups=[part.row_groups[0].id],
+            columns=columns,
+            use_threads=threads,
+        )
+        for batch in batches:
+            mask = pc.is_in(batch.column(pk), value_set=keys)
+            hits = batch.filter(mask)
+            if hits.num_rows:
+                pieces.append(hits)
+                remaining.difference_update(hits.column(pk).to_pylist())
+                if not remaining:
+                    break
+    found = pa.Table.from_batches(pieces, schema=pieces[0].schema) if pieces else None
+    arrays = []
+    for field in schema:
+        if found is None:
+            arrays.append(pa.array([], field.type))
+        elif field.name in in_file:
+            column = found.column(field.name)
+            arrays.append(column if column.type == field.type else column.cast(field.type))
+        else:
+            arrays.append(pa.array([constants[field.name]] * found.num_rows, field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _prefix_rows(group: RowGroup, keys: pa.Array, num_rows: int) -> int:
+    """How many leading rows of ``group`` likely hold every key: the largest key placed
+    between the group's min and max key (keys are spread evenly over the rows of the
+    pk-ordered files), plus a margin. An underestimate only costs another batch."""
+    last = pc.max(keys).as_py()
+    if not all(isinstance(v, int) for v in (last, group.lo, group.hi)) or group.hi <= group.lo:
+        return max(num_rows, 1)
+    fraction = min(1.0, max(0.0, (last - group.lo) / (group.hi - group.lo)))
+    margin = num_rows // 50 + _FETCH_BATCH_ROWS
+    return max(1, min(num_rows, int(fraction * num_rows) + margin))
