@@ -112,11 +112,16 @@ def env_flag(name: str) -> bool:
 class Settings:
     data_dir: Path
     count_limit: int | None = DEFAULT_COUNT_LIMIT  # None: every total is exact
+    execution: Execution = "inprocess"  # "daft": pages computed by Daft (govlab.execution)
 
     @classmethod
     def from_env(cls, data_dir: str | Path | None = None) -> Settings:
         root = data_dir or env_text("GOVLAB_DATA_DIR") or DEFAULT_DATA_DIR
-        return cls(data_dir=Path(root).expanduser().resolve(), count_limit=count_limit_from_env())
+        return cls(
+            data_dir=Path(root).expanduser().resolve(),
+            count_limit=count_limit_from_env(),
+            execution=execution(),
+        )
 
     def format_dir(self, fmt: str) -> Path:
         override = env_text(f"{fmt.upper()}_DIR")
@@ -296,6 +301,22 @@ def load_secret(data_dir: Path) -> bytes:
         secret = _secret_file(data_dir).read_text().strip().encode()
         source = str(data_dir / SECRET_FILE)
     return _check_secret_length(secret, source)
+
+
+def worker_secret(data_dir: Path) -> bytes:
+    """The deployment secret on a worker (a Ray worker computing masks): GOVLAB_SECRET,
+    else the key file already in the data root. Never generated here: a worker that
+    made its own key would mask with a key nobody else has."""
+    env = os.environ.get("GOVLAB_SECRET")
+    if env:
+        return _check_secret_length(env.encode(), "GOVLAB_SECRET")
+    path = data_dir / SECRET_FILE
+    if not path.is_file():
+        raise ConfigError(
+            "GOVLAB_SECRET is not set on this worker and the data root has no key file: "
+            "give every worker the deployment secret (environment or a mounted secret)"
+        )
+    return _check_secret_length(path.read_text().strip().encode(), str(path))
 
 
 def _check_secret_length(secret: bytes, source: str) -> bytes:

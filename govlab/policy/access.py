@@ -15,6 +15,12 @@ reached without one.
 | ``job.read``, ``job.cancel`` | the job's requester (same sub and role), or an editor |
 | ``detokenize`` | ``can_detokenize: true``, or the column in ``can_detokenize: [...]`` |
 | ``audit.read`` | ``can_read_audit`` (default: editors); entries of that dataset only |
+| ``export`` | ``can_export`` (default: no role), with the attributes its row filter needs |
+
+An export is a bulk copy of exactly what the role's search shows (its row filter, its
+masks), so it needs no more than search to be safe, but it is a separate, explicit grant:
+a file leaves the service's control (no page cache keyed by versions, no later policy
+edit or key rotation reaches it), so a role exports only when its policy says so.
 
 Management actions look at the role's permissions only: they never bind the row
 filter, so an editor's token needs no row-filter attributes. Search and validate bind
@@ -27,8 +33,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from govlab.errors import AccessDenied
 from govlab.catalog import get_dataset
+from govlab.errors import AccessDenied
 from govlab.policy import AccessPlan, LoadedPolicy, Principal, compile_access
 from govlab.policy.model import RolePolicy
 
@@ -46,6 +52,7 @@ class Action(StrEnum):
     CANCEL_JOB = "job.cancel"
     DETOKENIZE = "detokenize"
     READ_AUDIT = "audit.read"
+    EXPORT = "export"
 
 
 #: The permission each action needs, as the README and the refusals name it.
@@ -59,8 +66,9 @@ PERMISSION: dict[Action, str] = {
     Action.CANCEL_JOB: "the job's requester or can_edit_policies",
     Action.DETOKENIZE: "can_detokenize",
     Action.READ_AUDIT: "can_read_audit",
+    Action.EXPORT: "can_export",
 }
-_DATA_ACTIONS = frozenset({Action.SEARCH, Action.VALIDATE})
+_DATA_ACTIONS = frozenset({Action.SEARCH, Action.VALIDATE, Action.EXPORT})
 _ISSUED = object()
 
 
@@ -186,6 +194,8 @@ def _permitted(
             return role.can_detokenize is not False and role.can_detokenize != []
         case Action.READ_AUDIT:
             return role.reads_audit
+        case Action.EXPORT:
+            return role.can_export
     return False  # pragma: no cover - every action is matched above
 
 
@@ -204,6 +214,7 @@ def _verb(action: Action) -> str:
         Action.CANCEL_JOB: "cancel this job on",
         Action.DETOKENIZE: "detokenize in",
         Action.READ_AUDIT: "read the audit trail of",
+        Action.EXPORT: "export",
     }[action]
 
 

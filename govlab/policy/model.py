@@ -53,6 +53,7 @@ class RolePolicy(BaseModel):
     can_seed: bool | None = None  # None: as can_edit_policies
     can_read_audit: bool | None = None  # None: as can_edit_policies
     can_detokenize: bool | list[str] = False
+    can_export: bool = False  # a bulk copy of what the role sees: an explicit grant only
     row_filter: str
     column_masks: dict[str, MaskSpec] = Field(default_factory=dict)
 
