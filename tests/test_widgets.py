@@ -64,10 +64,12 @@ def client_factory(api: TestClient) -> Any:
 
 
 def ready_state(dataset: str = "healthcare", role: str = "admin", **kw: Any) -> LabState:
+    """A learner who chose dataset, size and role (the Role stage has been shown)."""
     state = LabState(**kw)
     state.set_dataset(dataset)
     state.set_size("tiny")
     state.set_role(role)
+    state.reached = STAGES.index("role")
     return state
 
 
@@ -152,6 +154,10 @@ def test_state_results_go_stale_when_earlier_choices_change() -> None:
     assert state.completed("hydrate")
     state.set_size("small")
     assert not state.completed("hydrate")
+    # the table the lab knows has 1,000 rows: it is not a "small" table
+    state.note_table("healthcare", "delta", {"rows": 1000, "tableVersion": 0})
+    assert not state.use_existing_table() and not state.completed("hydrate")
+    state.note_table("healthcare", "delta", {"rows": 50_000, "tableVersion": 1})
     assert state.use_existing_table() and state.completed("hydrate")
     state.set_format("iceberg")
     assert not state.completed("validate") and not state.completed("hydrate")
@@ -397,10 +403,13 @@ def test_stepper_refuses_incomplete_stages(factory: Any) -> None:
     assert lab.current == "format"
     assert lab.go("governance")
     assert "govlab-stage-done" in lab.stage_buttons[0]._dom_classes
-    # Role is complete by default (admin needs no attributes); Validate is not run yet
-    assert not lab.stage_buttons[4].disabled and not lab.stage_buttons[5].disabled
+    # Role has a default (admin) but is not done before it was shown
+    assert not lab.stage_buttons[4].disabled and lab.stage_buttons[5].disabled
+    assert "govlab-stage-done" not in lab.stage_buttons[4]._dom_classes
     assert lab.stage_buttons[6].disabled and lab.stage_buttons[7].disabled
     assert not lab.go("hydrate") and lab.current == "governance"
+    assert lab.next() and lab.current == "role" and lab.state.completed("role")
+    assert not lab.stage_buttons[5].disabled
 
 
 def test_stepper_walks_all_stages_with_a_real_worker(
@@ -499,7 +508,7 @@ def test_launch_honours_api_url_env(monkeypatch: pytest.MonkeyPatch, writable: S
 
     calls: list[tuple[str, str | None]] = []
 
-    def fake_ensure(url: str, data_dir: str | None = None) -> govlab.lab.client.LocalServer:
+    def fake_ensure(url: str, data_dir: str | None = None, **_: Any) -> Any:
         calls.append((url, data_dir))
         return govlab.lab.client.LocalServer(url, None)
 
@@ -507,8 +516,11 @@ def test_launch_honours_api_url_env(monkeypatch: pytest.MonkeyPatch, writable: S
     monkeypatch.setenv("GOVLAB_API_URL", "http://127.0.0.1:8765/")
     monkeypatch.setenv("GOVLAB_DATA_DIR", str(writable.data_dir))
     lab = launch()
+    assert lab.server_banner.wait(10)
     assert calls == [("http://127.0.0.1:8765", str(writable.data_dir))]
     assert lab.server.url == "http://127.0.0.1:8765"
+    assert 'data-phase="ready"' in lab.server_banner.value
+    assert "already running" in lab.server_banner.value
     client = lab.clients("clinician", {"id": "C007"})
     assert client.base_url == "http://127.0.0.1:8765"
     assert lab.clients("clinician", {"id": "C007"}) is client  # one client per identity

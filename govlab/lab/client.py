@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,34 @@ def describe_total(page: dict[str, Any]) -> str:
     """``1,234`` or ``10,000+`` when the total is a lower bound."""
     exact = page.get("totalExact", True)
     return f"{page['total']:,}" + ("" if exact else "+")
+
+
+def describe_failure(exc: BaseException, base_url: str | None = None) -> str:
+    """What went wrong, in words a learner can act on (never a repr or a traceback)."""
+    where = f"The API at {base_url}" if base_url else "The API"
+    if isinstance(exc, ApiError):
+        return _describe_refusal(exc)
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return f"{where} is not answering; start it with `make serve` (or run the lab again)."
+    if isinstance(exc, httpx.TimeoutException):
+        return f"{where} did not answer in time; it may be busy. Try again in a moment."
+    if isinstance(exc, httpx.HTTPError):
+        return f"{where} could not be reached ({type(exc).__name__})."
+    return f"Something went wrong in the lab: {type(exc).__name__}: {exc}"
+
+
+_REFUSALS = {
+    401: "The API did not accept the lab's token",
+    403: "Access denied",
+    404: "Not found",
+    422: "The API rejected the request",
+    503: "The service is degraded",
+}
+
+
+def _describe_refusal(exc: ApiError) -> str:
+    headline = _REFUSALS.get(exc.status, "The API answered with an error")
+    return f"{headline} (HTTP {exc.status}): {exc.detail}"
 
 
 class ApiError(Exception):
@@ -169,13 +198,50 @@ class GovlabClient:
         params = {"dataset": dataset, "limit": limit}
         return self._request("GET", "/audit", params=params).json()["entries"]
 
+    # ------------------------------------------------------------------ the classroom's
+    def table_info(self, dataset: str, format: str = "delta") -> dict[str, Any]:
+        """``{rows, tableVersion, size}`` of the live table (roles with ``can_seed``)."""
+        params = {"format": format}
+        return self._request("GET", f"/tables/{dataset}", params=params).json()
+
+    def whatif(
+        self,
+        dataset: str,
+        yaml_text: str,
+        format: str = "delta",
+        attrs: dict[str, dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Per role, the saved policy against a draft: rows, bound filter, masks (editors)."""
+        body = {"yaml": yaml_text, "format": format, "attrs": attrs or {}}
+        return self._request("POST", f"/policies/{dataset}/whatif", json=body).json()
+
+    def reset_policy(self, dataset: str) -> dict[str, Any]:
+        """Store the shipped policy as the next revision (editors)."""
+        return self._request("POST", f"/policies/{dataset}/reset").json()
+
+    def shipped_policy(self, dataset: str) -> dict[str, Any]:
+        """``{yaml, live}``: the shipped text and whether it is the live policy."""
+        return self._request("GET", f"/policies/{dataset}/shipped").json()
+
+
+StatusFn = Callable[[str, str], None]
+"""(phase, message): ``checking``, ``reused``, ``starting``, ``waiting``, ``ready`` or
+``failed``, and a sentence for a person."""
+
 
 @dataclass
 class LocalServer:
-    """A ``govlab serve`` child process (API + worker + embedded Redis when needed)."""
+    """The API at ``url``; ``process`` is the ``govlab serve`` child this process started
+    (None when one was already answering). The child ends with this process."""
 
     url: str
     process: subprocess.Popen[bytes] | None
+    startup_s: float = 0.0
+    log_path: str | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -193,36 +259,74 @@ def is_up(url: str) -> bool:
         return False
 
 
-def ensure_server(
-    url: str | None = None, data_dir: str | None = None, log_path: str | None = None
-) -> LocalServer:
-    """Reuse a server answering at url (default ``GOVLAB_API_URL``), else start one there."""
-    url = url or api_url()
-    if is_up(url):
-        return LocalServer(url, None)
+def _quiet(phase: str, message: str) -> None:
+    """The default status callback: nothing to show."""
+
+
+def serve_command(url: str, data_dir: str | None = None) -> list[str]:
+    """argv of a ``govlab serve`` at ``url`` that ends when this process ends."""
     host, _, port = url.removeprefix("http://").partition(":")
-    args = [
-        sys.executable,
-        "-m",
-        "govlab.cli",
-        "serve",
-        "--host",
-        host,
-        "--port",
-        port or "80",
-        "--log-level",
-        "warning",
-    ]
-    if data_dir:
-        args += ["--data-dir", data_dir]
+    args = [sys.executable, "-m", "govlab.lab.serve_child", "--parent-pid", str(os.getpid())]
+    args += ["serve", "--host", host, "--port", port or "80", "--log-level", "warning"]
+    return args + (["--data-dir", data_dir] if data_dir else [])
+
+
+def ensure_server(
+    url: str | None = None,
+    data_dir: str | None = None,
+    log_path: str | None = None,
+    on_status: StatusFn | None = None,
+    timeout_s: float = START_TIMEOUT_S,
+) -> LocalServer:
+    """Reuse a server answering at url (default ``GOVLAB_API_URL``), else start one there.
+
+    The one started is tied to this process (``govlab.lab.serve_child``): when this
+    process ends, however it ends, the API, its worker and its Redis end too.
+    ``on_status`` hears each phase of the start-up (about once a second while waiting).
+    """
+    url = url or api_url()
+    status = on_status or _quiet
+    status("checking", f"Looking for the govlab API at {url} ...")
+    if is_up(url):
+        status("reused", f"The API at {url} is answering (already running).")
+        return LocalServer(url, None, log_path=log_path)
+    status("starting", f"Starting the API, a seeding worker and Redis at {url} ...")
     log = open(log_path or os.devnull, "ab")  # noqa: SIM115 - handed to the child
-    process = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not is_up(url):
-        if process.poll() is not None:
-            raise RuntimeError(f"govlab serve exited with {process.returncode}")
-        if time.monotonic() > deadline:
-            process.terminate()
-            raise RuntimeError(f"govlab serve did not answer at {url}")
+    try:
+        process = subprocess.Popen(
+            serve_command(url, data_dir),
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    finally:
+        log.close()
+    server = LocalServer(url, process, log_path=log_path)
+    server.startup_s = _wait_up(server, timeout_s, status)
+    status("ready", f"The API at {url} answered after {server.startup_s:.1f} s.")
+    return server
+
+
+def _wait_up(server: LocalServer, timeout_s: float, status: StatusFn) -> float:
+    """Seconds until ``/health`` answers; RuntimeError if the child exits or times out."""
+    started = time.monotonic()
+    told = 0
+    assert server.process is not None
+    while not is_up(server.url):
+        elapsed = time.monotonic() - started
+        where = f" (log: {server.log_path})" if server.log_path else ""
+        if server.process.poll() is not None:
+            message = f"govlab serve exited with {server.process.returncode}{where}"
+            status("failed", message)
+            raise RuntimeError(message)
+        if elapsed > timeout_s:
+            server.stop()
+            message = f"govlab serve did not answer at {server.url} within {timeout_s:.0f} s"
+            status("failed", message + where)
+            raise RuntimeError(message)
+        if int(elapsed) > told:
+            told = int(elapsed)
+            status("waiting", f"Waiting for the API at {server.url}: {told} s ...")
         time.sleep(0.2)
-    return LocalServer(url, process)
+    return time.monotonic() - started

@@ -1,17 +1,33 @@
-"""What the views share: the client factory type, HTML rendering of rows, the CSS."""
+"""What the views share: the client factory type, errors in words, the CSS.
+
+HTML rendering itself is ``govlab.lab.views`` (no ipywidgets), shared with the notebooks.
+"""
 
 from __future__ import annotations
 
-import html
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import ipywidgets as w
 
-from govlab.lab.client import ApiError, GovlabClient
+from govlab.lab.client import GovlabClient, describe_failure
+from govlab.lab.views import CSS as VIEWS_CSS
+from govlab.lab.views import esc, render_rows
+
+__all__ = [
+    "CSS",
+    "ClientCache",
+    "ClientFactory",
+    "classed",
+    "error_text",
+    "esc",
+    "failure_html",
+    "render_rows",
+    "toggle_class",
+]
 
 ClientFactory = Callable[[str, Mapping[str, Any]], GovlabClient]
 """(role, attrs) -> a client whose token carries that role and those attributes."""
@@ -43,15 +59,15 @@ class ClientCache:
             return client
 
 
-def error_text(exc: Exception) -> str:
-    """A message for the page: the server's detail, never a traceback."""
-    if isinstance(exc, ApiError):
-        return f"{exc.status}: {exc.detail}"
-    return f"{type(exc).__name__}: {exc}"
+def error_text(exc: BaseException, base_url: str | None = None) -> str:
+    """A message for the page, in words: never a repr or a traceback."""
+    return describe_failure(exc, base_url)
 
 
-def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+def failure_html(exc: BaseException, client: GovlabClient | None = None) -> str:
+    """The failure as the error line every view shows (``span.govlab-error``)."""
+    text = error_text(exc, client.base_url if client is not None else None)
+    return f'<span class="govlab-error">{esc(text)}</span>'
 
 
 def classed(widget: w.DOMWidget, *classes: str) -> Any:
@@ -60,74 +76,53 @@ def classed(widget: w.DOMWidget, *classes: str) -> Any:
     return widget
 
 
-def render_rows(
-    items: list[dict[str, Any]],
-    masked: Mapping[str, str],
-    columns: Iterable[str] | None = None,
-    table_class: str = "govlab-rows",
-) -> str:
-    """Rows as an HTML table; every value escaped, masked cells marked by class and title."""
-    cols = list(columns) if columns is not None else (list(items[0]) if items else [])
-    if not cols:
-        return f'<table class="{table_class} govlab-empty"><tr><td>no rows</td></tr></table>'
-    head = "".join(
-        f'<th class="govlab-masked-col" data-col="{esc(c)}" title="masked: {esc(masked[c])}">'
-        f"{esc(c)} &#128274;</th>"
-        if c in masked
-        else f'<th data-col="{esc(c)}">{esc(c)}</th>'
-        for c in cols
-    )
-    body = []
-    for row in items:
-        cells = []
-        for c in cols:
-            value = row.get(c)
-            classes = []
-            title = ""
-            if c in masked:
-                classes.append("govlab-masked")
-                title = f' title="masked: {esc(masked[c])}"'
-            if value is None:
-                classes.append("govlab-null")
-            text = "null" if value is None else _cell_text(value)
-            attr = f' class="{" ".join(classes)}"' if classes else ""
-            cells.append(f'<td{attr} data-col="{esc(c)}"{title}>{esc(text)}</td>')
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return (
-        f'<table class="{table_class}"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table>"
-    )
+def toggle_class(widget: w.DOMWidget, cls: str, on: bool) -> None:
+    if on and cls not in widget._dom_classes:
+        widget.add_class(cls)
+    elif not on and cls in widget._dom_classes:
+        widget.remove_class(cls)
 
 
-def _cell_text(value: Any) -> str:
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    return str(value)
+#: ToggleButtons sized to their labels ("small (50,000 rows)" is not cut off).
+AUTO_WIDTH = {"button_width": "auto"}
 
-
-CSS = """
+CSS = (
+    VIEWS_CSS
+    + """
 <style>
-.govlab-lab { font-family: system-ui, sans-serif; }
 .govlab-header .widget-button { margin-right: 2px; }
 .govlab-stage-current { font-weight: bold; }
-.govlab-rows, .govlab-preview-table, .govlab-legend-table {
-  border-collapse: collapse; font-size: 12px; margin: 4px 0;
+.govlab-lab .widget-toggle-button { padding: 0 12px; }
+.govlab-lab .widget-toggle-button.mod-active {
+  background: #1f5fa8; color: #fff; font-weight: bold; box-shadow: inset 0 0 0 2px #0d3b70;
 }
-.govlab-rows th, .govlab-rows td,
-.govlab-preview-table th, .govlab-preview-table td,
-.govlab-legend-table th, .govlab-legend-table td {
-  border: 1px solid #ccc; padding: 2px 6px; text-align: left; vertical-align: top;
+.govlab-lab .widget-button, .govlab-lab .widget-toggle-button { overflow: visible; }
+.govlab-policy-editor, .govlab-policy-editor textarea {
+  box-sizing: border-box; max-width: 100%; font-family: monospace; font-size: 12px;
 }
-.govlab-rows td.govlab-masked { background: #fff4e0; color: #8a5300; font-family: monospace; }
-.govlab-rows th.govlab-masked-col { background: #ffe8c2; }
-.govlab-rows td.govlab-null { color: #999; font-style: italic; }
-.govlab-policy-editor textarea { font-family: monospace; font-size: 12px; }
 .govlab-policy-errors { color: #b00020; }
 .govlab-policy-ok { color: #1b5e20; }
 .govlab-cache-hit { color: #1b5e20; font-weight: bold; }
 .govlab-cache-miss { color: #8a5300; font-weight: bold; }
 .govlab-cache-bypass { color: #b00020; font-weight: bold; }
-.govlab-error { color: #b00020; }
+.govlab-cache-legend, .govlab-took { font-size: 12px; color: #444; }
+.govlab-error { color: #b00020; font-weight: bold; }
+.govlab-explain { background: #fff8c4; padding: 4px 8px; border-left: 3px solid #e0b000; }
 code.govlab-filter { background: #f3f3f3; padding: 1px 4px; }
+.govlab-acting-badge { background: #1f5fa8; color: #fff; border-radius: 10px;
+  padding: 2px 10px; font-size: 12px; }
+.govlab-server { font-size: 12px; padding: 4px 8px; border-radius: 4px; }
+.govlab-server-starting, .govlab-server-waiting, .govlab-server-checking {
+  background: #e8f0fe; }
+.govlab-server-ready, .govlab-server-reused { background: #e8f5e9; }
+.govlab-server-failed { background: #fde7e9; color: #b00020; }
+.govlab-about { margin: 4px 0; padding-left: 18px; font-size: 13px; }
+.govlab-about li.govlab-chosen { background: #e8f0fe; }
+.govlab-role-description { font-style: italic; color: #333; }
+.govlab-compare-sides { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr));
+  gap: 8px; }
+.govlab-compare-side { overflow-x: auto; border: 1px solid #ddd; padding: 4px; }
+.govlab-compare-side h4 { margin: 2px 0; }
 </style>
 """
+)

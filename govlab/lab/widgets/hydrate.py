@@ -3,8 +3,11 @@ background thread, so neither the kernel nor the page ever waits on it.
 
 The thread only reads progress and sets widget values (safe in ipywidgets 8); the
 progress bar shows the job's ``pct``, the label its rows, rate and ETA. ``wait_done``
-blocks the caller (a test, a script) until the job ends. When validation found a table
-already, "Use existing table" continues without reseeding.
+blocks the caller (a test, a script) until the job ends.
+
+The view says what table exists (``GET /tables``, asked as the seeding role: "existing
+table: 50,000 rows, version 3"); "Use existing table" continues without reseeding only
+when that table has the chosen size, otherwise the learner seeds.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from typing import Any
 
 import ipywidgets as w
 
-from govlab.lab.widgets._common import Callback, ClientFactory, classed, error_text, esc
+from govlab.generators import SIZES
+from govlab.lab.client import ApiError
+from govlab.lab.widgets._common import Callback, ClientFactory, classed, esc, failure_html
 from govlab.lab.widgets.state import TERMINAL_JOB_STATES, LabState
 
 BAR_STYLES = {"completed": "success", "failed": "danger", "cancelled": "warning"}
@@ -65,8 +70,12 @@ class HydrateView(w.VBox):
             w.Button(description="Cancel", icon="stop", disabled=True), "govlab-hydrate-cancel"
         )
         self.existing_button = classed(
-            w.Button(description="Use existing table", disabled=True), "govlab-hydrate-existing"
+            w.Button(
+                description="Use existing table", disabled=True, layout=w.Layout(width="auto")
+            ),
+            "govlab-hydrate-existing",
         )
+        self.table_label = classed(w.HTML(), "govlab-hydrate-table")
         self.bar = classed(
             w.IntProgress(value=0, min=0, max=100, description="0%"), "govlab-hydrate-progress"
         )
@@ -77,6 +86,7 @@ class HydrateView(w.VBox):
         super().__init__(
             [
                 self.summary,
+                self.table_label,
                 w.HBox([self.start_button, self.cancel_button, self.existing_button]),
                 self.bar,
                 self.label,
@@ -86,6 +96,26 @@ class HydrateView(w.VBox):
         self.render()
 
     # ------------------------------------------------------------------ actions
+    def refresh_table(self) -> dict[str, Any] | None:
+        """Ask the API what table exists for this dataset and format (as the seeding
+        role: its size is an operator's business). Unknown stays unknown on refusal."""
+        s = self.state
+        if s.dataset is None:
+            return None
+        role = s.seeding_role()
+        client = self.client_factory(role, s.role_attrs.get(role, {}))
+        try:
+            info = client.table_info(s.dataset, s.format)
+        except ApiError as exc:
+            if exc.status == 404:
+                s.note_table(s.dataset, s.format, None)
+            return None
+        except Exception as exc:
+            self.label.value = failure_html(exc, client)
+            return None
+        s.note_table(s.dataset, s.format, info)
+        return info
+
     def start(self) -> str | None:
         """Queue the seed job and follow it in the background; returns the job id."""
         s = self.state
@@ -93,11 +123,11 @@ class HydrateView(w.VBox):
             if self.running or s.dataset is None or s.size is None:
                 return None
             role = s.seeding_role()
+            client = self.client_factory(role, s.role_attrs.get(role, {}))
             try:
-                client = self.client_factory(role, s.role_attrs.get(role, {}))
                 job_id = client.seed(s.dataset, s.size, s.format)
             except Exception as exc:
-                self.label.value = f'<span class="govlab-error">{esc(error_text(exc))}</span>'
+                self.label.value = failure_html(exc, client)
                 return None
             s.job_started(job_id, role)
             self._stop.clear()
@@ -113,11 +143,12 @@ class HydrateView(w.VBox):
         s = self.state
         if s.job_id is None or not s.job_running:
             return None
+        role = s.job_role or s.role
+        client = self.client_factory(role, s.role_attrs.get(role, {}))
         try:
-            role = s.job_role or s.role
-            return self.client_factory(role, s.role_attrs.get(role, {})).cancel(s.job_id)
+            return client.cancel(s.job_id)
         except Exception as exc:
-            self.label.value = f'<span class="govlab-error">{esc(error_text(exc))}</span>'
+            self.label.value = failure_html(exc, client)
             return None
 
     def use_existing(self) -> bool:
@@ -152,9 +183,7 @@ class HydrateView(w.VBox):
             except Exception as exc:
                 failures += 1
                 if failures >= 20:
-                    self.label.value = (
-                        f'<span class="govlab-error">lost the job: {esc(error_text(exc))}</span>'
-                    )
+                    self.label.value = "Lost the seed job. " + failure_html(exc, client)
                     return
             else:
                 failures = 0
@@ -176,13 +205,8 @@ class HydrateView(w.VBox):
         running = s.job_running and s.job_key == s.table_key()
         self.start_button.disabled = running
         self.cancel_button.disabled = not running
-        validated = s.validated if s.completed("validate") else None
-        has_table = bool(validated) and validated.get("tableVersion") is not None
-        self.existing_button.disabled = running or not has_table
-        if has_table:
-            self.existing_button.description = (
-                f"Use existing table (version {validated['tableVersion']})"
-            )
+        self.existing_button.disabled = running or not s.existing_matches_size()
+        self.table_label.value = table_html(s)
         if record is None:
             self.bar.value = 0
             self.bar.description = "0%"
@@ -200,3 +224,25 @@ class HydrateView(w.VBox):
     def _changed(self) -> None:
         if self.on_change is not None:
             self.on_change()
+
+
+def table_html(s: LabState) -> str:
+    """What exists, and whether it will do: only a table of the chosen size may be used."""
+    if not s.table_known() or s.size is None:
+        return ""
+    table = s.table()
+    if table is None:
+        return f"No {esc(s.format)} table of {esc(s.dataset)} yet: seed one."
+    rows = table.get("rows")
+    exists = (
+        f"Existing table: <b>{rows:,} rows</b>, version {esc(table['tableVersion'])}"
+        if rows is not None
+        else f"Existing table: version {esc(table['tableVersion'])}"
+    )
+    if s.existing_matches_size():
+        return f"{exists}, the size you chose: use it, or seed a new version."
+    wanted = f"{s.size} ({SIZES[s.size]:,} rows)"
+    return (
+        f'<span class="govlab-hydrate-mismatch">{exists}; you chose {esc(wanted)}: '
+        "seed to continue.</span>"
+    )

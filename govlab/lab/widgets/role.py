@@ -1,8 +1,9 @@
 """RolePicker: who the lab acts as from here on, and the attributes their token carries.
 
-The roles offered are the ones the (saved) policy defines. Attributes are a JSON object
-per role, pre-filled from ``DEFAULT_ATTRS``; the row filter bound to them is shown at once,
-and a role whose filter cannot bind (a missing or mistyped attribute) cannot go on.
+The roles offered are the ones the (saved) policy defines, each with the policy's
+``description`` of it. Attributes are a JSON object per role, pre-filled from
+``DEFAULT_ATTRS``; the row filter bound to them is shown at once, and a role whose filter
+cannot bind (a missing or mistyped attribute) cannot go on.
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ class RolePicker(w.VBox):
             ),
             "govlab-attrs",
         )
+        self.about = classed(w.HTML(), "govlab-role-about")
         self.bound = classed(w.HTML(), "govlab-role-filter")
         self._syncing = False
         self.role.observe(self._role_changed, names="value")
         self.attrs.observe(self._attrs_changed, names="value")
-        super().__init__([self.role, self.attrs, self.bound])
+        super().__init__([self.role, self.about, self.attrs, self.bound])
         classed(self, "govlab-role-picker")
         self.refresh()
 
@@ -78,6 +80,10 @@ class RolePicker(w.VBox):
 
     def _render(self) -> None:
         s = self.state
+        about = s.role_description()
+        self.about.value = (
+            f'<span class="govlab-role-description">{esc(about)}</span>' if about else ""
+        )
         problem = s.role_problem()
         if problem is not None:
             self.bound.value = f'<span class="govlab-error">{esc(problem)}</span>'

@@ -1,24 +1,32 @@
 """SearchTable: one page of ``GET /search`` for the acting role, with masked cells marked,
-page controls, the total the role may see, and the page cache's HIT / MISS / BYPASS.
+page controls, the total the role may see, and the page cache's HIT / MISS / BYPASS with
+a one-line legend and labelled times (what the server spent, what the lab waited).
 
 Cells of masked columns carry ``class="govlab-masked"`` and ``title="masked: <mask>"``;
 every value is HTML-escaped. The cache indicator is the server's ``strategy.cache``.
+
+A failed search clears the previous page, total and page controls and says what failed
+in words. A search that finds nothing says why when the policy explains it: the query
+is matched only against columns the role sees unmasked.
 """
 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as w
 
 from govlab.lab.client import describe_total
+from govlab.lab.views import cache_legend, timing_text
 from govlab.lab.widgets._common import (
     Callback,
     ClientFactory,
     classed,
-    error_text,
     esc,
+    failure_html,
     render_rows,
 )
 from govlab.lab.widgets.state import LabState
@@ -28,11 +36,16 @@ CACHE_STATES = ("hit", "miss", "bypass")
 
 class SearchTable(w.VBox):
     def __init__(
-        self, state: LabState, client_factory: ClientFactory, on_change: Callback | None = None
+        self,
+        state: LabState,
+        client_factory: ClientFactory,
+        on_change: Callback | None = None,
+        on_new_query: Callable[[str], None] | None = None,
     ) -> None:
         self.state = state
         self.client_factory = client_factory
         self.on_change = on_change
+        self.on_new_query = on_new_query
         self.q = classed(
             w.Text(
                 value=state.search_q,
@@ -48,8 +61,11 @@ class SearchTable(w.VBox):
         self.total = classed(w.Label(""), "govlab-total")
         self.cache = classed(w.HTML(""), "govlab-cache")
         self.took = classed(w.Label(""), "govlab-took")
+        self.legend = classed(w.HTML(cache_legend()), "govlab-cache-legend")
+        self.explain = classed(w.HTML(""), "govlab-search-explain")
         self.table = classed(w.HTML(""), "govlab-results")
         self.error = classed(w.HTML(""), "govlab-search-error")
+        self.round_trip_ms: float | None = None
         self.go.on_click(lambda _: self.search())
         self._typing = True
         self.q.observe(lambda _: self._typing and self.search(), names="value")
@@ -59,7 +75,9 @@ class SearchTable(w.VBox):
             [
                 w.HBox([self.q, self.go]),
                 w.HBox([self.prev, self.page_label, self.next, self.total, self.cache, self.took]),
+                self.legend,
                 self.error,
+                self.explain,
                 self.table,
             ]
         )
@@ -68,14 +86,17 @@ class SearchTable(w.VBox):
 
     # ------------------------------------------------------------------ actions
     def search(self, q: str | None = None) -> dict[str, Any] | None:
-        """A new query starts at page 1."""
+        """A new query starts at page 1 (and the role comparison follows it)."""
         if q is not None and q != self.q.value:
             self._typing = False
             try:
                 self.q.value = q
             finally:
                 self._typing = True
-        return self.load(1)
+        result = self.load(1)
+        if self.on_new_query is not None:
+            self.on_new_query(self.q.value)
+        return result
 
     def next_page(self) -> dict[str, Any] | None:
         if not self.more_pages:
@@ -92,20 +113,34 @@ class SearchTable(w.VBox):
         if s.dataset is None:
             return None
         s.search_q = self.q.value
+        client = self.client_factory(s.role, s.attrs)
+        started = time.perf_counter()
         try:
-            result = self.client_factory(s.role, s.attrs).search(
+            result = client.search(
                 s.dataset, s.format, q=s.search_q, page=page, page_size=s.page_size
             )
         except Exception as exc:
-            self.error.value = f'<span class="govlab-error">{esc(error_text(exc))}</span>'
-            return None
+            return self._failed(failure_html(exc, client))
+        self.round_trip_ms = (time.perf_counter() - started) * 1000
         cache = str(result.get("strategy", {}).get("cache", "bypass")).lower()
         s.set_page(result, cache)
         self.error.value = ""
         self.render()
+        self._changed()
+        return result
+
+    def _failed(self, message_html: str) -> None:
+        """Nothing of the previous search stays: no rows, no total, no enabled Next."""
+        self.state.clear_page()
+        self.round_trip_ms = None
+        self.render()
+        self.error.value = message_html
+        self._changed()
+        return None
+
+    def _changed(self) -> None:
         if self.on_change is not None:
             self.on_change()
-        return result
 
     # ------------------------------------------------------------------ view
     @property
@@ -136,17 +171,15 @@ class SearchTable(w.VBox):
         s = self.state
         page = s.last_page if s.completed("search") else None
         if page is None:
-            self.page_label.value = ""
-            self.total.value = ""
-            self.took.value = ""
-            self.cache.value = ""
-            self.table.value = ""
+            for label in (self.page_label, self.total, self.took):
+                label.value = ""
+            self.cache.value = self.table.value = self.explain.value = ""
             self.prev.disabled = self.next.disabled = True
             return
         of = f"{self.pages:,}" + ("" if page.get("totalExact", True) else "+")
         self.page_label.value = f"page {page['page']} of {of}"
         self.total.value = f"{describe_total(page)} rows"
-        self.took.value = f"{page.get('tookMs', 0)} ms"
+        self.took.value = timing_text(page.get("tookMs"), self.round_trip_ms)
         cache = s.last_cache if s.last_cache in CACHE_STATES else "bypass"
         self.cache.value = (
             f'<span class="govlab-cache-{cache}" title="Redis page cache">'
@@ -154,4 +187,24 @@ class SearchTable(w.VBox):
         )
         self.prev.disabled = page["page"] <= 1
         self.next.disabled = not self.more_pages
+        self.explain.value = explain_html(s, page)
         self.table.value = render_rows(page["items"], self.masked_columns())
+
+
+def explain_html(s: LabState, page: dict[str, Any]) -> str:
+    """Why a search found nothing, when the policy is why: the query is matched only
+    against columns this role sees unmasked (a masked column is never searched)."""
+    if page.get("total") or not s.search_q.strip():
+        return ""
+    searched, skipped = s.search_columns()
+    if not skipped:
+        return ""
+    names = ", ".join(f"<code>{esc(c)}</code>" for c in skipped)
+    verb = "is" if len(skipped) == 1 else "are"
+    only = ", ".join(esc(c) for c in searched) or "no column"
+    return (
+        f'<div class="govlab-explain">No rows for <b>{esc(s.search_q)}</b> as '
+        f"<b>{esc(s.role)}</b>. {names} {verb} masked for {esc(s.role)} and {verb} not "
+        f"searched: the query is matched only against {only}. Compare roles below to see "
+        "who finds it.</div>"
+    )

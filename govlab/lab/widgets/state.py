@@ -9,6 +9,12 @@ Every rule of the stepper lives here, as pure methods that tests call directly:
 * ``can_enter(i)`` holds when every stage before ``i`` is completed; ``next()``,
   ``back()`` and ``go(i)`` move only where ``can_enter`` allows and return ``False``
   (changing nothing) otherwise, so no stage can be skipped.
+* A stage with a default (Format: Delta; Role: admin) is complete only once it has been
+  shown: a learner must see the choice before the stepper counts it as made.
+* What the lab knows of the live tables (``tables``: rows and version per dataset and
+  format, from the API, a finished seed or a search) decides whether a validation is
+  stale (it was run against another table version) and whether "use the existing
+  table" may continue (only when the table has the chosen size).
 
 Policy text is checked locally with the same code the server runs (``parse_policy``,
 ``validate_policy``, ``compile_access``), which is what makes the editor's validation
@@ -26,6 +32,7 @@ from typing import Any
 from govlab.engines import FORMAT_DEFS, FORMATS
 from govlab.errors import GovlabError, PolicyError
 from govlab.generators import DATASETS, SIZES
+from govlab.lab.compare import default_roles, unsearched
 from govlab.policy import (
     AccessPlan,
     LoadedPolicy,
@@ -113,8 +120,13 @@ class LabState:
     last_page: dict[str, Any] | None = None
     last_cache: str | None = None
     search_key: tuple[Any, ...] | None = None
-    # -- where the stepper is
+    # -- what the lab knows of the live tables: (dataset, format) -> {rows, tableVersion},
+    # None when there is no table; a missing key means not known yet
+    tables: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
+    compare_roles: list[str] | None = None
+    # -- where the stepper is, and the furthest stage shown so far
     stage: int = 0
+    reached: int = 0
     _parsed: tuple[tuple[str | None, str], LoadedPolicy | None, list[str]] | None = field(
         default=None, repr=False, compare=False
     )
@@ -248,12 +260,44 @@ class LabState:
             return str(exc)
         return None
 
-    def mask_descriptions(self) -> dict[str, str]:
-        """Column -> mask (``hash``, ``redact_part(keep=4)``) for the chosen role."""
+    def role_description(self, role: str | None = None) -> str:
+        """The policy's ``description`` of a role ("" when it has none)."""
+        loaded = self.parsed_policy()
+        entry = loaded.policy.role(role or self.role) if loaded else None
+        return (entry.description or "") if entry else ""
+
+    def plans(self) -> dict[str, tuple[str, frozenset[str]]]:
+        """role -> (bound filter, masked columns) for every role that binds with the lab's
+        attributes (locally, from the editor's policy: for choosing, never for data)."""
+        found = {}
+        for role in self.policy_roles():
+            try:
+                plan = self.plan_for(role)
+            except GovlabError:
+                continue
+            found[role] = (plan.filter_sql, frozenset(plan.masks))
+        return found
+
+    def roles_to_compare(self) -> list[str]:
+        """The learner's choice if still valid, else the acting role and the most different."""
+        plans = self.plans()
+        chosen = [r for r in (self.compare_roles or []) if r in plans]
+        return chosen or default_roles(self.policy_roles(), self.role, plans)
+
+    def search_columns(self, role: str | None = None) -> tuple[list[str], list[str]]:
+        """(searched, not searched because masked) for a role, from the policy."""
+        if self.dataset is None:
+            return [], []
+        masks = self.mask_descriptions(role)
+        return unsearched(DATASETS[self.dataset].searchable, masks)
+
+    def mask_descriptions(self, role: str | None = None) -> dict[str, str]:
+        """Column -> mask (``hash``, ``redact_part(keep=4)``) for a role (default: acting)."""
         try:
-            return {c: m.describe() for c, m in self.plan_for(self.role, self.attrs).masks.items()}
+            plan = self.plan_for(role or self.role)
         except GovlabError:
             return {}
+        return {c: m.describe() for c, m in plan.masks.items()}
 
     # ------------------------------------------------------------------ result keys
     def principal_key(self) -> tuple[Any, ...]:
@@ -272,6 +316,46 @@ class LabState:
     def set_validated(self, result: dict[str, Any]) -> None:
         self.validated = result
         self.validated_key = self.principal_key()
+        if result.get("tableVersion") is not None and result.get("dataset") is not None:
+            self.note_version(result["dataset"], result.get("format", self.format), result)
+
+    # ------------------------------------------------------------------ tables
+    def note_table(self, dataset: str, fmt: str, info: dict[str, Any] | None) -> None:
+        """What the API said the live table is (None: there is none)."""
+        self.tables[(dataset, fmt)] = (
+            None
+            if info is None
+            else {"rows": info.get("rows"), "tableVersion": info["tableVersion"]}
+        )
+
+    def note_version(self, dataset: str, fmt: str, answer: dict[str, Any]) -> None:
+        """A validation or a page names the table version it read: newer than what the
+        lab knew means someone reseeded, and the row count is no longer known."""
+        known = self.tables.get((dataset, fmt))
+        version = answer["tableVersion"]
+        if known is None or known.get("tableVersion") != version:
+            self.tables[(dataset, fmt)] = {"rows": None, "tableVersion": version}
+
+    def table(self) -> dict[str, Any] | None:
+        """The live table of the chosen dataset and format, if the lab knows it."""
+        if self.dataset is None:
+            return None
+        return self.tables.get((self.dataset, self.format))
+
+    def table_known(self) -> bool:
+        return self.dataset is not None and (self.dataset, self.format) in self.tables
+
+    def validation_stale(self) -> bool:
+        """The validation read another table version than the live one (or none)."""
+        table = self.table()
+        if not self.completed("validate") or self.validated is None or table is None:
+            return False
+        return self.validated.get("tableVersion") != table["tableVersion"]
+
+    def existing_matches_size(self) -> bool:
+        """The live table has exactly the chosen size's rows."""
+        table = self.table()
+        return bool(table) and self.size in SIZES and table.get("rows") == SIZES[self.size]
 
     def seeding_role(self) -> str:
         """Hydrating rewrites a shared table, an operator's act (``can_seed``): the lab
@@ -298,8 +382,13 @@ class LabState:
         self.progress = {"status": "queued", "pct": 0}
 
     def job_progress(self, job_id: str, record: dict[str, Any]) -> None:
-        if job_id == self.job_id:
-            self.progress = record
+        if job_id != self.job_id:
+            return
+        self.progress = record
+        if record.get("status") == "completed" and self.job_key is not None:
+            dataset, _, fmt = self.job_key
+            rows = record.get("totalRows") or record.get("rowsWritten")
+            self.tables[(dataset, fmt)] = {"rows": rows, "tableVersion": record.get("tableVersion")}
 
     @property
     def job_running(self) -> bool:
@@ -308,10 +397,9 @@ class LabState:
         )
 
     def use_existing_table(self) -> bool:
-        """Skip reseeding when validation found a table for this dataset and format."""
-        if not self.completed("validate") or self.validated is None:
-            return False
-        if self.validated.get("tableVersion") is None:
+        """Skip reseeding, only when the live table has the chosen size: a 50,000-row
+        table is not what a learner who chose tiny should be searching."""
+        if not self.existing_matches_size():
             return False
         self.existing_key = self.table_key()
         return True
@@ -321,6 +409,14 @@ class LabState:
         self.last_cache = cache
         self.search_page = int(page.get("page", 1))
         self.search_key = self.principal_key()
+        if self.dataset is not None and page.get("tableVersion") is not None:
+            self.note_version(self.dataset, self.format, page)
+
+    def clear_page(self) -> None:
+        """A failed search leaves nothing of the previous one on screen."""
+        self.last_page = None
+        self.last_cache = None
+        self.search_key = None
 
     # ------------------------------------------------------------------ stages
     def completed(self, stage: int | str) -> bool:
@@ -330,7 +426,7 @@ class LabState:
         if name == "size":
             return self.size in SIZES
         if name == "format":
-            return self.format in FORMATS
+            return self.format in FORMATS and self.visited(name)
         if name == "governance":
             return (
                 self.dataset is not None
@@ -340,7 +436,7 @@ class LabState:
                 and not self.policy_dirty
             )
         if name == "role":
-            return self.role_problem() is None
+            return self.visited(name) and self.role_problem() is None
         if name == "validate":
             return self.validated is not None and self.validated_key == self.principal_key()
         if name == "hydrate":
@@ -352,6 +448,20 @@ class LabState:
             return seeded or self.existing_key == self.table_key()
         return self.last_page is not None and self.search_key == self.principal_key()
 
+    def visited(self, stage: int | str) -> bool:
+        """Whether the stage has been shown (the furthest stage reached, or the current)."""
+        return max(self.reached, self.stage) >= stage_index(stage)
+
+    @property
+    def role_chosen(self) -> bool:
+        """The learner has been to the Role stage (before it, the lab acts as admin)."""
+        return self.visited("role")
+
+    @property
+    def acting_shown(self) -> bool:
+        """Stages after Role carry the "acting as" badge."""
+        return self.stage > STAGES.index("role")
+
     def can_enter(self, stage: int | str) -> bool:
         index = stage_index(stage)
         return all(self.completed(i) for i in range(index))
@@ -362,8 +472,12 @@ class LabState:
     def next(self) -> bool:
         if self.stage >= len(STAGES) - 1 or not self.can_enter(self.stage + 1):
             return False
-        self.stage += 1
+        self._move(self.stage + 1)
         return True
+
+    def _move(self, index: int) -> None:
+        self.stage = index
+        self.reached = max(self.reached, index)
 
     def back(self) -> bool:
         if self.stage == 0:
@@ -375,7 +489,7 @@ class LabState:
         index = stage_index(stage)
         if not self.can_enter(index):
             return False
-        self.stage = index
+        self._move(index)
         return True
 
     def clamp(self) -> None:
