@@ -4,6 +4,13 @@
 culling); ``start_voila()`` runs it in the background and waits until it answers;
 ``govlab ui`` runs it in the foreground.
 
+Voila runs through ``main()`` here, not its own script, for one fix: when a tab closes,
+Voila 0.5's page asks the server to shut its kernel down with the ``_xsrf`` value of a
+cookie that no Voila page ever sets, and the server answers 403 (voila-dashboards/voila
+#1458), so every closed tab left a kernel (and what it started) until culling.
+``set_xsrf_cookie`` reads the XSRF token while the page is served, which makes tornado
+set that cookie; the shutdown request then carries it and is accepted.
+
 The notebook's kernel inherits the Voila process's environment, so ``GOVLAB_API_URL``,
 ``GOVLAB_DATA_DIR`` and ``GOVLAB_SECRET`` given here reach ``govlab.lab.widgets.launch()``
 (which reuses the API at that URL, or starts ``govlab serve`` there).
@@ -20,6 +27,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -44,10 +52,10 @@ def voila_command(
     extra: Sequence[str] = (),
 ) -> list[str]:
     """argv for Voila serving ``notebook`` at ``ip:port``, kernel culling on, no browser."""
-    voila = Path(sys.executable).with_name("voila")
-    head = [str(voila)] if voila.exists() else [sys.executable, "-m", "voila"]
     return [
-        *head,
+        sys.executable,
+        "-m",
+        "govlab.lab.voila",
         str(notebook),
         f"--port={port}",
         f"--Voila.ip={ip}",
@@ -120,8 +128,29 @@ def start_voila(
     return server
 
 
+def set_xsrf_cookie(handler: Any, notebook: Any, cwd: str) -> Any:
+    """Voila's prelaunch hook: reading ``xsrf_token`` sets the ``_xsrf`` cookie on the
+    page's response, which the page's kernel shutdown on ``beforeunload`` needs."""
+    _ = handler.xsrf_token
+    return notebook
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Voila with ``set_xsrf_cookie`` as its prelaunch hook (arguments as Voila's)."""
+    from traitlets.config import Config
+    from voila.app import Voila
+
+    config = Config()
+    config.VoilaConfiguration.prelaunch_hook = set_xsrf_cookie
+    Voila.launch_instance(argv=list(argv) if argv is not None else None, config=config)
+
+
 def serve_foreground(port: int, ip: str, notebook: str, extra: Sequence[str]) -> int:
     """``govlab ui``: Voila in this process (it replaces the govlab process)."""
     command = voila_command(notebook, port, ip, extra=list(extra))
     os.execv(command[0], command)
     return 0  # not reached
+
+
+if __name__ == "__main__":
+    main()
