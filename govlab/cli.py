@@ -132,6 +132,108 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_policy_export(args: argparse.Namespace) -> int:
+    """The role's view as SQL for another engine (sqlglot, per dialect)."""
+    from govlab.catalog import get_dataset
+    from govlab.policy.access import Action, authorize
+    from govlab.policy.sql_export import export_sql
+
+    loaded = _policy(args)
+    dataset = loaded.policy.dataset
+    grant = authorize(loaded, _principal(args), Action.SEARCH, dataset)
+    plan = grant.bound_plan
+    masks = {column: mask.type for column, mask in plan.masks.items()}
+    view = args.view or f"{dataset}_{plan.role}"
+    try:
+        exported = export_sql(
+            get_dataset(dataset).schema,
+            plan.row_filter,
+            masks,
+            args.dialect,
+            args.table or dataset,
+            view,
+        )
+    except ValueError as exc:
+        raise GovlabError(str(exc)) from None
+    sys.stdout.write(exported.text)
+    if exported.withheld:
+        print(
+            f"govlab: withheld as NULL (mask not computable in SQL): "
+            f"{', '.join(exported.withheld)}; govlab export materialises them",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Everything the role may see, masked, to Parquet, computed by Daft."""
+    from govlab.execution.export import check_target, export_parquet
+    from govlab.policy.access import AccessControl, Action
+    from govlab.policy.store import PolicyStore
+
+    settings = _settings(args)
+    access = AccessControl(PolicyStore(settings))
+    grant = access.authorize(
+        _principal(args), Action.EXPORT, args.dataset, policy=_policy(args, args.dataset)
+    )
+
+    def progress(done: int, total: int) -> None:
+        if not args.quiet:
+            print(f"govlab: exported {done:,} of {total:,} rows", file=sys.stderr)
+
+    result = export_parquet(settings, grant, args.format, check_target(args.out), progress)
+    print(json.dumps(result.to_json(), indent=2 if args.pretty else None))
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Copy the current local version of a table to GOVLAB_TABLES_URI."""
+    from govlab.execution.objectstore import ObjectStore, publish
+
+    store = ObjectStore.from_env()
+    if store is None:
+        raise GovlabError("set GOVLAB_TABLES_URI (s3://bucket/prefix) to publish")
+    version = publish(_settings(args), args.format, args.dataset, store)
+    target = store.table_uri(args.format, args.dataset)
+    print(
+        json.dumps(
+            {"dataset": args.dataset, "format": args.format, "version": version, "location": target}
+        )
+    )
+    return 0
+
+
+def _register_distributed_commands(
+    add: Callable[..., argparse.ArgumentParser], policy_sub: Any
+) -> None:
+    export_sql = policy_sub.add_parser(
+        "export", help="a role's view as SQL for another engine (filter and masks)"
+    )
+    export_sql.set_defaults(handler=cmd_policy_export)
+    export_sql.add_argument("policy")
+    export_sql.add_argument(
+        "--dialect", required=True, help="duckdb, spark, trino, sqlite, databricks, snowflake"
+    )
+    export_sql.add_argument("--table", help="the source table, [catalog.]schema.]name")
+    export_sql.add_argument("--view", help="the view to create (default: <dataset>_<role>)")
+    _principal_args(export_sql)
+
+    export = add("export", cmd_export, "write what a role may see, masked, to Parquet (Daft)")
+    export.add_argument("--dataset", required=True)
+    export.add_argument("--format", default="delta")
+    _principal_args(export)
+    export.add_argument("--out", required=True, help="a new directory, or an s3:// prefix")
+    export.add_argument("--policy", help="policy file instead of the live policy")
+    export.add_argument("--data-dir")
+    export.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    export.add_argument("--pretty", action="store_true")
+
+    publish = add("publish", cmd_publish, "copy a local table version to GOVLAB_TABLES_URI")
+    publish.add_argument("--dataset", required=True)
+    publish.add_argument("--format", default="delta")
+    publish.add_argument("--data-dir")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="govlab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -176,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("policy")
     _principal_args(explain)
     _register_service_commands(add)
+    _register_distributed_commands(add, policy_sub)
     return parser
 
 

@@ -137,6 +137,10 @@ class GovernedSearch:
         return self._keys
 
     def engine(self, fmt: str) -> Engine:
+        if self.settings.execution == "daft":  # the same pages, computed by Daft
+            from govlab.execution.sources import source
+
+            return source(fmt, self.settings)  # type: ignore[return-value]
         return get_engine(fmt, self.settings)
 
     def plan(
@@ -189,7 +193,8 @@ class GovernedSearch:
         started = time.perf_counter()
         spec, plan, engine, query = prepared.spec, prepared.plan, prepared.engine, prepared.query
         visible = and_(plan.row_filter, text_filter(query.terms, spec, plan))
-        fast = self._pk_page(prepared, visible)
+        paged = getattr(engine, "page", None)  # a Daft source computes the page itself
+        fast = paged(prepared, visible) if paged else self._pk_page(prepared, visible)
         exact = True
         if fast is not None:
             rows, total, exact = fast.rows, fast.total, fast.exact

@@ -130,3 +130,48 @@ def healthcare_rows() -> tuple[pa.Table, list[dict[str, Any]]]:
     """The tiny healthcare rows (seed 42) as a table and as dicts: the policy oracle's input."""
     table = pa.Table.from_batches(list(iter_batches(get_dataset("healthcare"), 1000, 42)))
     return table, table.to_pylist()
+
+
+# ---------------------------------------------------------------- past one machine
+S3_BUCKET = "govlab-test"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[Any]:
+    """An S3-compatible server (moto) on 127.0.0.1, with bucket S3_BUCKET."""
+    pytest.importorskip("moto")
+    from tests.cluster_helpers import start_s3
+
+    server = start_s3(S3_BUCKET)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_server: Any, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> str:
+    """Tables under a fresh s3:// prefix of the test server; returns GOVLAB_TABLES_URI."""
+    from tests.cluster_helpers import S3_CREDENTIALS
+
+    prefix = f"s3://{S3_BUCKET}/{request.node.name.replace('[', '-').replace(']', '')}"
+    for name, value in S3_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("GOVLAB_S3_ENDPOINT", s3_server.endpoint)
+    monkeypatch.setenv("GOVLAB_TABLES_URI", prefix)
+    return prefix
+
+
+@pytest.fixture(scope="session")
+def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A Ray cluster of one: 127.0.0.1 only, token auth, 2 CPUs, 256 MB object store, no
+    dashboard. Workers get the test secret and S3 credentials from the environment."""
+    pytest.importorskip("ray")
+    import tempfile
+
+    from tests.cluster_helpers import S3_CREDENTIALS, start_ray_head
+
+    temp_dir = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: socket paths
+    env = {"GOVLAB_SECRET": TEST_SECRET, **S3_CREDENTIALS}
+    head = start_ray_head(temp_dir, env)
+    yield head
+    head.stop()
+    shutil.rmtree(temp_dir, ignore_errors=True)

@@ -268,10 +268,19 @@ def export_sql(
     Snowflake the table's native row filter first."""
     source, target = table_name(table), table_name(view)
     select, withheld = view_select(schema, row_filter, masks, source, _check(dialect))
-    create = exp.Create(this=target, kind="VIEW", replace=True, expression=select)
     native = _native_row_filter(schema, row_filter, source, view, dialect)
-    statements = [*native, create.sql(dialect)]
+    statements = [*native, *_create_view(target, select, dialect)]
     return SqlExport(dialect, tuple(statements), withheld)
+
+
+def _create_view(target: exp.Table, select: exp.Select, dialect: Dialect) -> list[str]:
+    """``CREATE OR REPLACE VIEW``; SQLite has no ``OR REPLACE``: a drop comes first."""
+    if dialect == "sqlite":
+        drop = exp.Drop(tables=[target], kind="VIEW", exists=True)
+        create = exp.Create(this=target, kind="VIEW", expression=select)
+        return [drop.sql(dialect), create.sql(dialect)]
+    create = exp.Create(this=target, kind="VIEW", replace=True, expression=select)
+    return [create.sql(dialect)]
 
 
 def sql_type(dtype: pa.DataType) -> exp.DataType:
