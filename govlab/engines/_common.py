@@ -2,8 +2,10 @@
 normalisation that makes all three formats return byte-for-byte the same Arrow schema,
 and table versions as cached Arrow snapshots.
 
-The write path (seeding) imports this module and not the policy layer (pydantic, YAML,
-the masks: about 0.15 s); what reads filters imports it where it is used.
+The write path (seeding) imports this module and neither the policy layer (pydantic,
+YAML, the masks) nor ``pyarrow.dataset`` (which imports pandas): about 0.3 s of a
+short seed's imports. What reads tables imports them where it is used
+(``engines._snapshot``, ``engines._page``).
 """
 
 from __future__ import annotations
@@ -14,13 +16,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 from filelock import FileLock
 
 from govlab.config import Settings
@@ -29,6 +29,9 @@ from govlab.errors import BadRequest
 from govlab.generators.base import DatasetSpec
 
 if TYPE_CHECKING:
+    import pyarrow.dataset as ds
+
+    from govlab.engines._snapshot import Snapshot
     from govlab.policy.ast import Expr
 
 # Row groups of this many rows: large enough for efficient scans, small enough that
@@ -206,128 +209,6 @@ def normalise(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema) if arrays else table.select([])
 
 
-# ---------------------------------------------------------------------- snapshots
-class Snapshot:
-    """One immutable table version as a pyarrow ``FileSystemDataset``.
-
-    Engines build it once per version (``SnapshotCache``); it is immutable, so threads
-    share it. Reading it with an Arrow filter returns exactly the rows the engine's
-    ``scan`` returns for that filter. Per-row-group primary-key statistics are read
-    from the Parquet footers once and kept here, for the pk-ordered page below.
-    """
-
-    def __init__(self, dataset: ds.FileSystemDataset) -> None:
-        self.dataset = dataset
-        self._pk_bounds: dict[tuple[str, int], tuple[Any, Any] | None] = {}
-        self._low_cardinality: dict[str, bool] = {}
-
-    def row_groups(self, pk: str, expr: pc.Expression) -> list[RowGroup] | None:
-        """The row groups that may hold rows matching ``expr`` (pruned by partition and
-        statistics), each with its pk min/max; None when some group has no usable pk
-        statistics (or has NULL keys), so the caller takes the general path."""
-        groups = []
-        for fragment in self.dataset.get_fragments(filter=expr):
-            for part in fragment.split_by_row_group(expr, schema=self.dataset.schema):
-                key = _group_id(part)
-                if key not in self._pk_bounds:
-                    self._pk_bounds[key] = _pk_bounds(part, pk)
-                bounds = self._pk_bounds[key]
-                if bounds is None:
-                    return None
-                groups.append(RowGroup(part, bounds[0], bounds[1]))
-        return groups
-
-    def subset(self, fragments: list[ds.Fragment]) -> ds.FileSystemDataset:
-        return ds.FileSystemDataset(
-            fragments, self.dataset.schema, self.dataset.format, self.dataset.filesystem
-        )
-
-    def reader(
-        self, fragments: list[ds.ParquetFileFragment], dictionary: frozenset[str]
-    ) -> ds.FileSystemDataset:
-        """The fragments as a dataset that reads ``dictionary`` columns as dictionaries."""
-        if not dictionary:
-            return self.subset(fragments)
-        file_format = ds.ParquetFileFormat(
-            read_options=ds.ParquetReadOptions(dictionary_columns=set(dictionary)),
-            default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=True),
-        )
-        schema = self.dataset.schema
-        for name in dictionary:
-            i = schema.get_field_index(name)
-            field = schema.field(i)
-            schema = schema.set(i, field.with_type(pa.dictionary(pa.int32(), field.type)))
-        remade = [
-            file_format.make_fragment(
-                f.path,
-                filesystem=f.filesystem,
-                partition_expression=f.partition_expression,
-                row_groups=[f.row_groups[0].id],
-            )
-            for f in fragments
-        ]
-        return ds.FileSystemDataset(remade, schema, file_format, self.dataset.filesystem)
-
-    def low_cardinality(self, column: str) -> bool:
-        """Whether every row group stores ``column`` wholly dictionary-encoded with a
-        dictionary of bounded size (read as a dictionary, a leaf or a text term is
-        evaluated once per entry, and fetching rows decodes codes, not values)."""
-        if column not in self._low_cardinality:
-            self._low_cardinality[column] = _small_dictionaries(self.dataset, column)
-        return self._low_cardinality[column]
-
-
-@dataclass(frozen=True)
-class RowGroup:
-    fragment: ds.ParquetFileFragment  # exactly one row group
-    lo: Any  # pk min
-    hi: Any  # pk max
-
-
-def _pk_bounds(part: ds.ParquetFileFragment, pk: str) -> tuple[Any, Any] | None:
-    """(min, max) of the key in a one-row-group fragment; None unless both are known and
-    the group has no NULL keys (NULLs sort last, outside any min/max bound)."""
-    info = part.row_groups[0]
-    bounds = (info.statistics or {}).get(pk)
-    if not bounds or bounds.get("min") is None or bounds.get("max") is None:
-        return None
-    metadata = part.metadata
-    names = metadata.schema.names
-    if names.count(pk) != 1:
-        return None
-    stats = metadata.row_group(info.id).column(names.index(pk)).statistics
-    if stats is None or not stats.has_null_count or stats.null_count != 0:
-        return None
-    return bounds["min"], bounds["max"]
-
-
-def _small_dictionaries(dataset: ds.FileSystemDataset, column: str) -> bool:
-    """Whether every row group has a dictionary page of at most
-    ``_DICTIONARY_READ_MAX_BYTES`` and data pages of codes only: at most 4 bytes a value
-    (a chunk that fell back to plain values would be re-encoded, slowly, on read)."""
-    try:
-        for fragment in dataset.get_fragments():
-            metadata = fragment.metadata
-            names = metadata.schema.names
-            if names.count(column) != 1:
-                return False
-            index = names.index(column)
-            for i in range(metadata.num_row_groups):
-                chunk = metadata.row_group(i).column(index)
-                start = chunk.dictionary_page_offset
-                if not chunk.has_dictionary_page or start is None:
-                    return False
-                dictionary_bytes = chunk.data_page_offset - start
-                if dictionary_bytes > _DICTIONARY_READ_MAX_BYTES:
-                    return False
-                codes_bytes = chunk.total_compressed_size - dictionary_bytes
-                if codes_bytes > 4 * chunk.num_values + 4096:
-                    return False
-    except (OSError, ValueError, pa.ArrowException):
-        return False
-    return True
-
-
 class SnapshotCache:
     """A small LRU of Snapshots keyed by something that changes with every version."""
 
@@ -340,6 +221,8 @@ class SnapshotCache:
         self, key: Hashable, build: Callable[[], ds.FileSystemDataset | None]
     ) -> Snapshot | None:
         """The snapshot for ``key``, built on first use (None is remembered too)."""
+        from govlab.engines._snapshot import Snapshot  # the read path only
+
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
@@ -355,15 +238,6 @@ class SnapshotCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
-
-
-def _group_id(fragment: ds.ParquetFileFragment) -> tuple[str, int]:
-    return fragment.path, fragment.row_groups[0].id
-
-
-# A column is read as a dictionary when every row group stores it wholly
-# dictionary-encoded with a dictionary page at most this big (``_small_dictionaries``).
-_DICTIONARY_READ_MAX_BYTES = 512 * 1024
 
 
 class ArrowDatasetEngine:

@@ -23,7 +23,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from govlab.engines import _text
-from govlab.engines._common import RowGroup, Snapshot, _group_id, normalise
+from govlab.engines._common import normalise
+from govlab.engines._snapshot import RowGroup, Snapshot, _group_id
 from govlab.generators.base import DatasetSpec
 from govlab.policy.ast import AlwaysFalse, AlwaysTrue, Expr, columns_of
 from govlab.policy.compile import to_arrow

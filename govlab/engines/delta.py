@@ -17,11 +17,10 @@ import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 from deltalake import ColumnProperties, DeltaTable, WriterProperties, write_deltalake
 
@@ -31,7 +30,6 @@ from govlab.engines._common import (
     ROW_GROUP_ROWS,
     ArrowDatasetEngine,
     CountingBatches,
-    Snapshot,
     SnapshotCache,
     dictionary_columns,
     seed_lock,
@@ -39,6 +37,11 @@ from govlab.engines._common import (
 from govlab.engines.base import ProgressFn, TableInfo
 from govlab.errors import BadRequest, TableNotFound
 from govlab.generators.base import DatasetSpec
+
+if TYPE_CHECKING:  # the read path: pyarrow.dataset imports pandas, seeds need neither
+    import pyarrow.dataset as ds
+
+    from govlab.engines._snapshot import Snapshot
 
 TABLE_CONFIGURATION: dict[str, str | None] = {
     "delta.enableChangeDataFeed": "true",
@@ -167,6 +170,8 @@ class DeltaEngine(ArrowDatasetEngine):
         try:
             st = (path / "_delta_log" / f"{chosen:020d}.json").stat()
         except FileNotFoundError:  # an old commit whose log entry was cleaned up
+            from govlab.engines._snapshot import Snapshot
+
             return Snapshot(self._build_dataset(path, chosen))
         key = (str(path), chosen, st.st_ino, st.st_mtime_ns, st.st_size)
         return _SNAPSHOTS.get(key, lambda: self._build_dataset(path, chosen))
@@ -178,6 +183,7 @@ class DeltaEngine(ArrowDatasetEngine):
         # slower and intermittently aborted the interpreter at exit ("terminate called
         # without an active exception") after a scan.
         filesystem = pafs.SubTreeFileSystem(str(path), pafs.LocalFileSystem())
+        # to_pyarrow_dataset imports pyarrow.dataset itself (the read path only)
         return DeltaTable(str(path), version=version).to_pyarrow_dataset(filesystem=filesystem)
 
 

@@ -23,9 +23,9 @@ import shutil
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from govlab.engines._common import (
     DATA_PAGE_BYTES,
@@ -33,7 +33,6 @@ from govlab.engines._common import (
     ROW_GROUP_ROWS,
     ArrowDatasetEngine,
     CountingBatches,
-    Snapshot,
     SnapshotCache,
     dictionary_columns,
     seed_lock,
@@ -41,6 +40,11 @@ from govlab.engines._common import (
 from govlab.engines.base import ProgressFn, TableInfo
 from govlab.errors import BadRequest, TableNotFound
 from govlab.generators.base import DatasetSpec
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
+
+    from govlab.engines._snapshot import Snapshot
 
 POINTER = "CURRENT"
 MANIFEST = "_govlab.json"
@@ -107,6 +111,8 @@ class ParquetEngine(ArrowDatasetEngine):
             tmp = table_dir / f"{TMP_PREFIX}v{new}-{uuid.uuid4().hex}"
             final = table_dir / f"v{new}"
             try:
+                import pyarrow.dataset as ds  # Arrow's partitioned writer (imports pandas)
+
                 tmp.mkdir()
                 encoded = dictionary_columns(stream.first())
                 ds.write_dataset(
@@ -172,6 +178,8 @@ class ParquetEngine(ArrowDatasetEngine):
         A published ``v<N>`` directory never changes; the key also holds its inode and
         change time, so a directory wiped and re-seeded under the same name is new.
         """
+        import pyarrow.dataset as ds
+
         version_dir = self._version_dir(spec.name, version)
         st = version_dir.stat()
         key = (str(version_dir), st.st_ino, st.st_ctime_ns, st.st_mtime_ns)
@@ -188,6 +196,8 @@ class ParquetEngine(ArrowDatasetEngine):
 
 
 def _partitioning(spec: DatasetSpec) -> ds.Partitioning:
+    import pyarrow.dataset as ds
+
     column = spec.partition_by
     return ds.partitioning(pa.schema([(column, spec.column_type(column))]), flavor="hive")
 
