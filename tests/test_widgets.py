@@ -525,3 +525,334 @@ def test_launch_honours_api_url_env(monkeypatch: pytest.MonkeyPatch, writable: S
     assert client.base_url == "http://127.0.0.1:8765"
     assert lab.clients("clinician", {"id": "C007"}) is client  # one client per identity
     assert lab.current == "dataset"
+
+
+# ---------------------------------------------------------------------- issue 13: bugs
+@pytest.fixture
+def empty_api(tmp_path: Path, redis_server: EmbeddedRedis) -> Iterator[tuple[TestClient, Settings]]:
+    """An API over a data root with no table at all (the lab seeds it)."""
+    settings = Settings(data_dir=tmp_path / "data")
+    settings.data_dir.mkdir()
+    with TestClient(create_app(settings, redis_server.url)) as client:
+        yield client, settings
+
+
+def walk_to(lab: Stepper, stage: str, role: str | None = None, **choices: str) -> None:
+    """Through the stepper like a learner: choose, Next, until ``stage``."""
+    lab.dataset_picker.value = choices.get("dataset", "healthcare")
+    assert lab.next()
+    lab.size_picker.value = choices.get("size", "tiny")
+    assert lab.next()
+    lab.format_picker.value = choices.get("format", "delta")
+    while lab.current != stage:
+        if lab.current == "role" and role is not None:
+            lab.role_picker.role.value = role
+        assert lab.next(), f"stuck at {lab.current}: {lab.hint.value}"
+
+
+def test_validate_follows_the_table_version_after_a_seed(
+    empty_api: tuple[TestClient, Settings], redis_server: EmbeddedRedis
+) -> None:
+    """Bug 1: Back from Hydrate showed "no table yet" although the seed had completed."""
+    api, settings = empty_api
+    factory = client_factory(api)
+    lab = Stepper(factory, poll_s=0.05)
+    walk_to(lab, "validate", role="clinician")
+    assert "no delta table yet" in lab.validator.rows_label.value
+    assert lab.next() and lab.current == "hydrate"
+    with worker(settings, redis_server.url):
+        lab.hydrator.start()
+        record = lab.hydrator.wait_done(60)
+    assert record is not None and record["status"] == "completed"
+    assert lab.back() and lab.current == "validate"
+    assert "no delta table yet" not in lab.validator.rows_label.value
+    visible = lab.state.validated["rowsVisible"]
+    assert visible == factory("clinician", {"id": "C007"}).validate("healthcare")["rowsVisible"]
+    assert lab.validator.rows_label.value == (
+        f"Rows after RLS: <b>{visible:,}</b> of 1,000 rows (table version {record['tableVersion']})"
+    )
+
+
+def test_an_existing_table_is_used_only_at_the_chosen_size(factory: Any) -> None:
+    """Bug 2: "Use existing table" went on as "small" over a 1,000-row table."""
+    lab = Stepper(factory)
+    walk_to(lab, "hydrate", size="small")
+    label = lab.hydrator.table_label.value
+    assert re.search(r"Existing table: <b>1,000 rows</b>, version \d+", label)
+    assert "you chose small (50,000 rows): seed to continue" in label
+    assert "govlab-hydrate-mismatch" in label
+    assert lab.hydrator.existing_button.disabled
+    assert not lab.hydrator.use_existing() and lab.next_button.disabled
+    assert lab.go("size")
+    lab.size_picker.value = "tiny"
+    assert lab.go("hydrate")
+    assert "the size you chose" in lab.hydrator.table_label.value
+    assert not lab.hydrator.existing_button.disabled
+    lab.hydrator.existing_button.click()
+    assert lab.state.completed("hydrate") and not lab.next_button.disabled
+
+
+def test_a_failed_search_clears_the_page_and_says_what_failed(factory: Any) -> None:
+    """Bug 3: the previous rows, total and an enabled Next stayed under a ConnectError repr."""
+    from govlab.service.redis_server import free_port
+
+    state = loaded_state(factory, role="admin")
+    table = SearchTable(state, factory)
+    assert table.search("") is not None and not table.next.disabled
+    dead = f"http://127.0.0.1:{free_port()}"
+    table.client_factory = lambda role, attrs: GovlabClient(dead, token="t", timeout_s=5)
+    assert table.search("asthma") is None
+    assert f"The API at {dead} is not answering; start it with `make serve`" in table.error.value
+    assert "ConnectError" not in table.error.value
+    assert state.last_page is None and not state.completed("search")
+    assert table.table.value == table.total.value == table.page_label.value == ""
+    assert table.cache.value == table.took.value == ""
+    assert table.next.disabled and table.prev.disabled
+
+
+def test_the_stepper_shows_the_api_start_up_while_it_happens(factory: Any) -> None:
+    """Bug 4: "Loading widget..." for ~30 s and no word of what was happening."""
+    import threading
+
+    from govlab.lab.client import LocalServer
+
+    release = threading.Event()
+
+    def slow_start(on_status: Any) -> LocalServer:
+        on_status("starting", "Starting the API, a seeding worker and Redis ...")
+        for second in range(1, 40):
+            if release.wait(0.25):
+                break
+            on_status("waiting", f"Waiting for the API: {second} s ...")
+        return LocalServer("http://testserver", None)
+
+    lab = Stepper(factory, start_server=slow_start)  # returns while the API starts
+    assert not lab.api_ready
+    assert 'data-phase="starting"' in lab.server_banner.value or (
+        'data-phase="waiting"' in lab.server_banner.value
+    )
+    walk_to(lab, "governance")
+    assert lab.state.policy_text is None and "Waiting for the API" in lab.hint.value
+    release.set()
+    assert lab.server_banner.wait(10)
+    assert lab.server_banner.phases[0] == "checking" and "starting" in lab.server_banner.phases
+    assert 'data-phase="ready"' in lab.server_banner.value
+    assert lab.state.policy_text is not None  # the stage loaded once the API answered
+    assert lab.next()
+
+
+KERNEL = """
+import json, sys, time
+from govlab.lab.client import ensure_server
+server = ensure_server(sys.argv[1], data_dir=sys.argv[2])
+print(json.dumps({"pid": server.pid}), flush=True)
+time.sleep(300)
+"""
+
+
+@pytest.mark.heavy
+def test_an_api_started_by_a_kernel_ends_with_the_kernel(tmp_path: Path) -> None:
+    """Bug 5: the API, worker and Redis a kernel started outlived the culled kernel.
+    A SIGKILL leaves the kernel no chance to clean up: the child must notice alone."""
+    import json
+    import os
+    import signal
+
+    import psutil
+
+    from govlab.service.redis_server import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    kernel = subprocess.Popen(
+        [sys.executable, "-c", KERNEL, url, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        line = kernel.stdout.readline() if kernel.stdout else ""
+        serve = psutil.Process(json.loads(line)["pid"])
+        tree = [serve, *serve.children(recursive=True)]
+        assert any("worker" in " ".join(p.cmdline()) for p in tree)
+        os.kill(kernel.pid, signal.SIGKILL)
+        kernel.wait(10)
+        _, alive = psutil.wait_procs(tree, timeout=40)
+        assert not alive, [p.cmdline() for p in alive]
+        redis_left = [
+            p
+            for p in psutil.process_iter(["cmdline"])
+            if str(tmp_path) in " ".join(p.info["cmdline"] or [])
+        ]
+        assert not redis_left, [p.info["cmdline"] for p in redis_left]
+    finally:
+        if kernel.poll() is None:
+            os.killpg(kernel.pid, signal.SIGKILL)
+            kernel.wait(10)
+
+
+def test_the_stored_stepper_is_a_widget_view_with_a_short_text() -> None:
+    """Bug 6: JupyterLab showed "Stepper(children=(HTML(value='<style>..." as the output."""
+    import nbformat
+
+    from govlab.lab.widgets.stepper import STATIC_TEXT
+
+    nb = nbformat.read(Path(__file__).parent.parent / "notebooks" / "stepper.ipynb", 4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    views = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(views) == 1
+    assert views[0]["data"]["text/plain"] == STATIC_TEXT
+    assert "children=" not in json_text(nb.cells)
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    model = views[0]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+    assert "govlab-lab" in state[model]["state"]["_dom_classes"]  # the view can be restored
+
+
+def json_text(cells: Any) -> str:
+    import json
+
+    return json.dumps([c.get("outputs", []) for c in cells])
+
+
+def test_defaults_count_only_once_shown_and_labels_fit(factory: Any) -> None:
+    """Bug 7: stages 3 and 5 turned green unvisited, labels were cut off, the textarea
+    ran past its panel, and "Editing as admin" was shown before any role was chosen."""
+    state = LabState()
+    state.set_dataset("healthcare")
+    state.set_size("tiny")
+    assert state.next() and state.stage_name == "size"
+    assert not state.completed("format") and not state.completed("role")
+    assert state.next() and state.completed("format")
+
+    lab = Stepper(factory)
+    for picker in (lab.dataset_picker, lab.size_picker, lab.format_picker):
+        assert picker.style.button_width == "auto"
+    assert lab.hydrator.existing_button.layout.width == "auto"
+    assert lab.editor.editor.layout.max_width == "100%"
+    assert "box-sizing: border-box" in lab.children[0].value
+    assert ".mod-active" in lab.children[0].value
+    walk_to(lab, "governance")
+    assert "govlab-stage-done" not in lab.stage_buttons[4]._dom_classes
+    assert "Editing as" not in lab.editor.mode.value
+    assert "you choose who you act as at step 5" in lab.editor.mode.value
+    assert lab.next() and lab.current == "role"
+    assert lab.go("governance")
+    assert "Editing as <b>admin</b>" in lab.editor.mode.value
+
+
+# ---------------------------------------------------------------------- issue 13: trainer
+def test_compare_roles_shows_raw_only_what_a_role_was_served_raw(
+    factory: Any, raw_tables: dict[str, pa.Table]
+) -> None:
+    from govlab.lab.widgets.compare import CompareView
+
+    state = loaded_state(factory, role="clinician")
+    state.compare_roles = ["clinician", "business_user", "admin"]
+    view = CompareView(state, factory, "search")
+    view.refresh_roles()
+    assert view.picker.value == ("clinician", "business_user", "admin")
+    views = {v.role: v for v in view.run("asthma")}
+    api = {
+        role: factory(role, DEFAULT_ATTRS.get(role, {})).search("healthcare", q="asthma")
+        for role in views
+    }
+    for role, v in views.items():
+        assert v.error is None and v.matches == api[role]["total"]
+        assert f'data-role="{role}" data-value="{api[role]["total"]}"' in view.bars.value
+        assert sorted(v.masks) == api[role]["maskedFields"]
+    assert views["clinician"].matches < views["admin"].matches
+    assert 'data-role="business_user"' in view.sides.value
+
+    record = view.record.value
+    key = int(re.search(r'data-key="(\d+)"', record).group(1))
+    raw = raw_tables["healthcare"].filter(pa.compute.field("patient_id") == key).to_pylist()[0]
+    cells = re.findall(
+        r'<td class="govlab-(raw|masked|hidden)" data-role="(\w+)"[^>]*>([^<]*)<', record
+    )
+    assert {kind for kind, _, _ in cells} >= {"raw", "masked"}
+    served = {r: {row["patient_id"]: row for row in views[r].items} for r in views}
+    for kind, role, text in cells:
+        if kind == "hidden":
+            assert key not in served[role]
+            continue
+        row = served[role][key]
+        column = [c for c in row if html_text(row[c]) == text]
+        assert column, (role, text)
+        if kind == "raw":  # raw only where the role's policy leaves the column unmasked
+            assert any(c not in views[role].masks for c in column)
+        else:
+            assert any(c in views[role].masks for c in column)
+            assert text != str(raw[column[0]]) or raw[column[0]] is None
+    assert 'data-role="clinician"' in record and 'data-role="admin"' in record
+
+    lab = Stepper(factory)
+    walk_to(lab, "validate", role="clinician")
+    assert "acting as <b>clinician</b> (id=C007)" in lab.badge.value
+    assert lab.go("role") and lab.badge.value == ""
+
+
+def html_text(value: Any) -> str:
+    import html as html_module
+
+    return html_module.escape("null" if value is None else str(value), quote=True)
+
+
+def test_explanations_in_place(factory: Any, raw_tables: dict[str, pa.Table]) -> None:
+    first_name = raw_tables["healthcare"].column("name")[0].as_py().split()[0]
+    state = loaded_state(factory, role="business_user")
+    table = SearchTable(state, factory)
+    assert table.search(first_name)["total"] == 0
+    explain = table.explain.value
+    assert (
+        "<code>name</code>" in explain
+        and "masked for business_user and are not searched" in explain
+    )
+    assert "matched only against condition" in explain
+    assert factory("admin", {}).search("healthcare", q=first_name)["total"] > 0
+    table.search("asthma")
+    assert table.explain.value == ""
+    assert re.fullmatch(r"server [\d.,]+ ms · round trip [\d.,]+ ms", table.took.value)
+    legend = table.legend.value
+    assert all(word in legend for word in ("HIT", "MISS", "BYPASS", "Redis unreachable"))
+
+    lab = Stepper(factory)
+    assert lab.dataset_about.value.count("<li data-option=") == 3
+    walk_to(lab, "format")
+    assert 'data-option="iceberg"' in lab.format_about.value
+    assert '<li data-option="delta" class="govlab-chosen">' in lab.format_about.value
+    assert lab.next() and "Only their own patients" in lab.preview.table.value
+    assert lab.next()
+    lab.role_picker.role.value = "clinician"
+    assert "Only their own patients" in lab.role_picker.about.value
+    assert lab.next() and lab.current == "validate"
+    assert re.search(r"Rows after RLS: <b>\d+</b> of 1,000 rows", lab.validator.rows_label.value)
+
+
+def test_policy_what_if_and_reset_to_shipped(factory: Any) -> None:
+    state = ready_state(role="data_modeler")
+    editor = GovernanceEditor(state, factory)
+    editor.load()
+    assert editor.reset.disabled and "shipped one" in editor.shipped.value
+    assert editor.whatif_button.disabled  # nothing to compare yet
+    shipped = editor.editor.value
+    editor.editor.value = shipped.replace(
+        "row_filter: \"region in ['NE', 'SE', 'MW']\"",
+        "row_filter: \"region in ['NE', 'SE', 'MW', 'W']\"",
+    )
+    assert editor.editor.value != shipped and not editor.whatif_button.disabled
+    editor.whatif_button.click()
+    result = re.search(
+        r'<tr data-role="business_user" class="govlab-whatif-changed">.*?'
+        r'govlab-whatif-saved">([\d,]+)<.*?govlab-whatif-draft">([\d,]+)<',
+        editor.whatif.value,
+    )
+    assert result is not None
+    saved, draft = (int(x.replace(",", "")) for x in result.groups())
+    assert saved == factory("business_user", {}).validate("healthcare")["rowsVisible"] < draft
+    assert '<tr data-role="clinician">' in editor.whatif.value  # unchanged, not marked
+    assert state.policy_dirty  # a what-if stores nothing
+    editor.save.click()
+    assert "edited" in editor.shipped.value and not editor.reset.disabled
+    editor.reset.click()
+    assert editor.editor.value == shipped and "Reset to the shipped policy" in editor.status.value
+    assert factory("admin", {}).policy("healthcare")["yaml"] == shipped
+    assert editor.reset.disabled

@@ -17,8 +17,9 @@ from govlab.lab.views import RecordCell, cell_text
 
 #: Roles compared at once: two or three fit side by side on a page.
 MAX_COMPARED = 3
-#: Rows each compared role's page holds (the record is looked for in these).
-COMPARE_PAGE_SIZE = 50
+#: Rows each compared role's page holds (the record is looked for in these): the API's
+#: largest page, so that at the tiny size every role's matches are all there.
+COMPARE_PAGE_SIZE = 200
 #: Rows of each role shown in the side-by-side tables.
 SHOWN_ROWS = 5
 
@@ -75,17 +76,23 @@ def _other_masks(plans: Plans, role: str, chosen: list[str]) -> bool:
 
 
 def choose_record(views: Sequence[RoleView], pk: str, acting: str) -> Any | None:
-    """The smallest key every compared role has on its page, else the acting role's
-    first row (so the table can show who may not see it), else any first row."""
+    """A key of the acting role's rows (else of any compared role) that the most other
+    compared roles also have on their pages, the smallest among equals: the record then
+    shows as many roles' views of it as the pages allow."""
     with_pages = [v for v in views if v.page is not None and v.error is None]
+    if not with_pages:
+        return None
     keys = [{row[pk] for row in v.items} for v in with_pages]
-    common = set.intersection(*keys) if keys else set()
-    if common:
-        return min(common)
-    for view in sorted(with_pages, key=lambda v: v.role != acting):
-        if view.items:
-            return view.items[0][pk]
-    return None
+    own = [v for v in with_pages if v.role == acting] or with_pages
+    candidates = sorted({row[pk] for v in own for row in v.items})
+    if not candidates:
+        return None
+    return max(candidates, key=lambda k: (sum(k in found for found in keys), -_rank(k)))
+
+
+def _rank(key: Any) -> float:
+    """Smaller keys first among equals (keys are integers in every dataset)."""
+    return float(key) if isinstance(key, int | float) else 0.0
 
 
 def record_cells(

@@ -122,6 +122,8 @@ code.govlab-filter { background: #f3f3f3; padding: 1px 4px; }
 .govlab-compare-sides { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr));
   gap: 8px; }
 .govlab-compare-side { overflow-x: auto; border: 1px solid #ddd; padding: 4px; }
+.govlab-compare-side .govlab-rows td, .govlab-compare-side .govlab-rows th {
+  white-space: nowrap; }
 .govlab-compare-side h4 { margin: 2px 0; }
 </style>
 """

@@ -56,6 +56,8 @@ class CompareView(w.VBox):
         self.sides = classed(w.HTML(), "govlab-compare-sides-host")
         self.record = classed(w.HTML(), "govlab-record")
         self.run_button.on_click(lambda _: self.run())
+        self._syncing = False
+        self.picker.observe(self._picked, names="value")
         title = w.HTML(
             "<b>Compare roles</b>: the same "
             + ("query" if mode == "search" else "table")
@@ -71,14 +73,20 @@ class CompareView(w.VBox):
         s = self.state
         options = list(s.plans())
         chosen = [r for r in s.roles_to_compare() if r in options]
-        self.picker.options = options
-        self.picker.value = tuple(chosen)
+        self._syncing = True
+        try:
+            self.picker.options = options
+            self.picker.value = tuple(chosen)
+        finally:
+            self._syncing = False
+
+    def _picked(self, change: dict[str, Any]) -> None:
+        """A learner's pick is remembered (until the acting role changes)."""
+        if not self._syncing:
+            self.state.compare_roles = list(change["new"]) or None
 
     def selected(self) -> list[str]:
-        """The roles picked, at most MAX_COMPARED (the learner's choice is remembered)."""
-        picked = list(self.picker.value)
-        if picked:
-            self.state.compare_roles = picked
+        """The roles to compare, at most MAX_COMPARED."""
         return self.state.roles_to_compare()[:MAX_COMPARED]
 
     # ------------------------------------------------------------------ run
@@ -91,7 +99,7 @@ class CompareView(w.VBox):
             self.query = q if self.mode == "search" else ""
         roles = self.selected()
         self.views = [self._ask(role) for role in roles]
-        too_many = len(self.picker.value) > MAX_COMPARED
+        too_many = len(self.state.compare_roles or []) > MAX_COMPARED
         self.note.value = (
             f"Showing the first {MAX_COMPARED} roles picked." if too_many else ""
         ) + self._errors_html()

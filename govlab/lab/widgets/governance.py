@@ -125,14 +125,15 @@ class GovernanceEditor(w.VBox):
         if not (s.can_edit and s.policy_text is not None and s.dataset is not None):
             return False
         text = s.policy_text
+        client = self.client_factory(s.role, s.attrs)
         try:
-            body = self.client_factory(s.role, s.attrs).put_policy(s.dataset, text)
+            body = client.put_policy(s.dataset, text)
         except Exception as exc:
             reasons = getattr(exc, "reasons", None) or []
             self._set_status(error_text(exc), [str(r) for r in reasons], ok=False)
             return False
         s.policy_saved(text, body["policyVersion"])
-        self._live_is_shipped = None
+        self._live_is_shipped = self._is_shipped(client, s.dataset)
         self._render(saved=body.get("revision"))
         return True
 

@@ -27,7 +27,8 @@ class ServerBanner(w.HTML):
     def __init__(self) -> None:
         super().__init__()
         classed(self, "govlab-server")
-        self.ready = threading.Event()
+        self.ready = threading.Event()  # the API answers
+        self.settled = threading.Event()  # ... and the stage waiting for it has loaded
         self.failed: str | None = None
         self.server: LocalServer | None = None
         self.phases: list[str] = []
@@ -38,6 +39,7 @@ class ServerBanner(w.HTML):
         """Run ``starter`` in the background; None means the API is already there."""
         if starter is None:
             self.ready.set()
+            self.settled.set()
             return
         self._show("checking", "Connecting to the govlab API ...")
 
@@ -47,19 +49,25 @@ class ServerBanner(w.HTML):
             except Exception as exc:  # shown on the banner; the stages stay closed
                 self.failed = str(exc)
                 self._show("failed", f"The API could not be started: {exc}")
+                self.settled.set()
                 return
             if self.server.process is not None:
                 atexit.register(self.server.stop)  # a clean kernel exit; else the watchdog
             self._show("ready", self._ready_text(self.server))
             self.ready.set()
-            on_ready()
+            try:
+                on_ready()
+            finally:
+                self.settled.set()
 
         self._thread = threading.Thread(target=run, name="govlab-api-start", daemon=True)
         self._thread.start()
 
     def wait(self, timeout_s: float = 90.0) -> bool:
-        """Block until the API answers (tests, scripts); False when it did not."""
-        return self.ready.wait(timeout_s)
+        """Block until the API answers and the current stage has loaded (tests,
+        scripts); False when it did not answer."""
+        self.settled.wait(timeout_s)
+        return self.ready.is_set()
 
     def _ready_text(self, server: LocalServer) -> str:
         if server.process is None:

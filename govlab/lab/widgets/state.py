@@ -157,6 +157,8 @@ class LabState:
         self.format = fmt
 
     def set_role(self, role: str) -> None:
+        if role != self.role:
+            self.compare_roles = None  # the comparison starts from the new acting role
         self.role = role
         self.attrs_error = None
 
