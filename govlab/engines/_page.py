@@ -29,8 +29,12 @@ from govlab.generators.base import DatasetSpec
 from govlab.policy.ast import AlwaysFalse, AlwaysTrue, Expr, columns_of
 from govlab.policy.compile import to_arrow
 
-# Rows decoded at a time when fetching a page's rows from a row group.
-_FETCH_BATCH_ROWS = 1024
+# Fetching a page's rows: rows decoded past the estimated last key, and the read
+# buffer of each column.
+_FETCH_MARGIN_ROWS = 256
+_FETCH_BUFFER_BYTES = 64 * 1024
+# Key passes over this few row groups match their batches on the calling thread.
+_INLINE_GROUPS = 2
 
 
 # ---------------------------------------------------------------------- pk-ordered page
@@ -164,20 +168,25 @@ class _KeyPass:
         columns = self._columns(filters.values())
         dataset = self.snapshot.reader([g.fragment for g in live], plan.dictionary)
         scanner = dataset.scanner(columns=columns, filter=plan.scan_filter)
+        tagged_batches = (t for t in scanner.scan_batches() if t.record_batch.num_rows)
+        if len(live) <= _INLINE_GROUPS:  # a hand-off to the pool costs more than it saves
+            for tagged in tagged_batches:
+                key = _group_id(tagged.fragment)
+                self._add(index[key], self._matching_keys(tagged.record_batch, filters[key]))
+            return
         pool = _fetch_pool()
         pending: deque[tuple[int, Future[pa.Array]]] = deque()
         # batches are matched on the pool (Arrow compute releases the GIL), a few at a time
-        for tagged in scanner.scan_batches():
-            batch = tagged.record_batch
-            if batch.num_rows == 0:
-                continue
+        for tagged in tagged_batches:
             key = _group_id(tagged.fragment)
-            job = pool.submit(self._matching_keys, batch, filters[key])
+            job = pool.submit(self._matching_keys, tagged.record_batch, filters[key])
             pending.append((index[key], job))
             if len(pending) > 2 * _pool_workers:
-                self._add(*pending.popleft())
+                group, job = pending.popleft()
+                self._add(group, job.result())
         while pending:
-            self._add(*pending.popleft())
+            group, job = pending.popleft()
+            self._add(group, job.result())
 
     def _group_filter(self, group: RowGroup) -> Expr | None:
         """The plan's filter with the group's partition values bound in (a filter on
@@ -211,8 +220,7 @@ class _KeyPass:
         mask = _text.true_mask(row_filter, batch, None, self.plan.dictionary)
         return keys.filter(pa.array(mask))
 
-    def _add(self, group: int, future: Future[pa.Array]) -> None:
-        keys = future.result()
+    def _add(self, group: int, keys: pa.Array) -> None:
         if len(keys) == 0:
             return
         self.count += len(keys)
@@ -352,8 +360,22 @@ def _group_rows(
         return snapshot.subset([part]).to_table(filter=pc.field(pk).isin(keys), use_threads=False)
     remaining = set(keys.to_pylist())
     pieces: list[pa.RecordBatch] = []
+    # dictionary-encoded columns stay codes until the few rows kept are cast back
+    coded = [
+        name
+        for name in columns
+        if pa.types.is_string(schema.field(name).type) and snapshot.low_cardinality(name)
+    ]
     with part.filesystem.open_input_file(part.path) as source:
-        reader = pq.ParquetFile(source, metadata=metadata)
+        # pages are read as they are decoded: pre-buffering would copy the group's
+        # every column chunk (megabytes) to fetch a few hundred rows
+        reader = pq.ParquetFile(
+            source,
+            metadata=metadata,
+            read_dictionary=coded,
+            pre_buffer=False,
+            buffer_size=_FETCH_BUFFER_BYTES,
+        )
         batches = reader.iter_batches(
             batch_size=_prefix_rows(
                 group, keys, metadata.row_group(part.row_groups[0].id).num_rows
@@ -391,5 +413,5 @@ def _prefix_rows(group: RowGroup, keys: pa.Array, num_rows: int) -> int:
     if not all(isinstance(v, int) for v in (last, group.lo, group.hi)) or group.hi <= group.lo:
         return max(num_rows, 1)
     fraction = min(1.0, max(0.0, (last - group.lo) / (group.hi - group.lo)))
-    margin = num_rows // 50 + _FETCH_BATCH_ROWS
+    margin = num_rows // 200 + _FETCH_MARGIN_ROWS
     return max(1, min(num_rows, int(fraction * num_rows) + margin))

@@ -2,17 +2,21 @@
 Parquet footers: the key range of every row group, and which columns are stored wholly
 dictionary-encoded (read as dictionaries).
 
-Read path only: ``pyarrow.dataset`` imports pandas, which a seed has no use for.
+Read path only: a seed imports neither this nor ``pyarrow.dataset``.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+
+_PRUNED_FILTERS = 256  # filters whose pruned row groups a snapshot remembers
 
 
 class Snapshot:
@@ -28,11 +32,31 @@ class Snapshot:
         self.dataset = dataset
         self._pk_bounds: dict[tuple[str, int], tuple[Any, Any] | None] = {}
         self._low_cardinality: dict[str, bool] = {}
+        self._pruned: OrderedDict[tuple[str, str], list[RowGroup] | None] = OrderedDict()
+        self._lock = threading.Lock()
 
     def row_groups(self, pk: str, expr: pc.Expression) -> list[RowGroup] | None:
         """The row groups that may hold rows matching ``expr`` (pruned by partition and
         statistics), each with its pk min/max; None when some group has no usable pk
-        statistics (or has NULL keys), so the caller takes the general path."""
+        statistics (or has NULL keys), so the caller takes the general path.
+
+        Remembered per filter (its text) for this immutable version: pruning costs
+        0.2-0.8 ms a search, and a principal repeats the same filter page after page.
+        """
+        key = (pk, str(expr))
+        with self._lock:
+            if key in self._pruned:
+                self._pruned.move_to_end(key)
+                found = self._pruned[key]
+                return None if found is None else list(found)
+        found = self._prune(pk, expr)
+        with self._lock:
+            self._pruned[key] = found
+            while len(self._pruned) > _PRUNED_FILTERS:
+                self._pruned.popitem(last=False)
+        return None if found is None else list(found)
+
+    def _prune(self, pk: str, expr: pc.Expression) -> list[RowGroup] | None:
         groups = []
         for fragment in self.dataset.get_fragments(filter=expr):
             for part in fragment.split_by_row_group(expr, schema=self.dataset.schema):

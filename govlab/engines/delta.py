@@ -100,6 +100,7 @@ class DeltaEngine(ArrowDatasetEngine):
                     target_file_size=TARGET_FILE_SIZE,
                     writer_properties=WriterProperties(
                         max_row_group_size=ROW_GROUP_ROWS,
+                        compression="UNCOMPRESSED",  # as every format (_common.COMPRESSION)
                         data_page_size_limit=DATA_PAGE_BYTES,
                         dictionary_page_size_limit=DICTIONARY_LIMIT_BYTES,
                         column_properties=columns,

@@ -112,9 +112,8 @@ TABLE_PROPERTIES = {
     # PyIceberg passes this to Arrow as write_batch_size: the page size is only checked
     # every that many rows, so the default (20,000) made pages of 20,000 rows.
     "write.parquet.page-row-limit": str(PAGE_ROW_LIMIT),
-    # Snappy, as the Parquet engine writes: PyIceberg's default (zstd) cost a third more
-    # CPU per seed and made every page fetch about 1.5x slower, for smaller files.
-    "write.parquet.compression-codec": "snappy",
+    # Uncompressed, as all three formats write (``engines._common.COMPRESSION``).
+    "write.parquet.compression-codec": "uncompressed",
     # Old metadata JSON files are removed after each commit (the catalog points at the
     # newest); without these every reseed left one more file behind.
     "write.metadata.delete-after-commit.enabled": "true",

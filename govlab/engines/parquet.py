@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from govlab.engines._common import (
+    COMPRESSION,
     DATA_PAGE_BYTES,
     DICTIONARY_LIMIT_BYTES,
     ROW_GROUP_ROWS,
@@ -127,6 +128,7 @@ class ParquetEngine(ArrowDatasetEngine):
                     max_rows_per_file=ROWS_PER_FILE,
                     file_options=ds.ParquetFileFormat().make_write_options(
                         data_page_size=DATA_PAGE_BYTES,
+                        compression=COMPRESSION,
                         use_dictionary=[c for c in encoded if c != spec.partition_by],
                         dictionary_pagesize_limit=DICTIONARY_LIMIT_BYTES,
                     ),
