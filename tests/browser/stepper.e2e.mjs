@@ -4,15 +4,26 @@
 //
 // Usage:
 //   node stepper.e2e.mjs --url http://127.0.0.1:8866/ --format delta --artifacts DIR
+//        [--scenario walk|lifecycle] [--whatif] [--existing-rows N]
 //   (or GOVLAB_E2E_URL, GOVLAB_E2E_FORMAT, GOVLAB_E2E_ARTIFACTS, GOVLAB_E2E_CHROMIUM)
 //
-// One page (one Voila kernel) per run: dataset healthcare, size tiny, the given format,
-// governance as loaded, role clinician, validate, hydrate (seed through the UI), search
-// "asthma" twice (cache MISS then HIT); then Back to the role stage, business_user, forward
-// to search, which runs "asthma" again for that role (MISS), and Search once more (HIT).
-// A screenshot of every stage goes to DIR/NN-<stage>.png. The summary, one JSON object on
-// stdout, is what tests/test_browser.py asserts on; progress lines go to stderr.
-// Exit code 0 when the walk completed, 1 (with {"ok": false, "error": ...}) otherwise.
+// scenario "walk" (default), one page (one Voila kernel): dataset healthcare, size tiny,
+// the given format, governance as loaded (with --whatif: a draft, What if?, Save, Reset to
+// shipped), role clinician, validate, hydrate (seed through the UI; with --existing-rows N
+// a table of N rows exists and must be refused as the wrong size), Back to Validate (it
+// must now count the seeded table), search "asthma" twice (cache MISS then HIT) with the
+// roles compared; then Back to the role stage, business_user, forward to search (MISS,
+// HIT), and a name only a masked column holds (nothing found, and the page says why).
+//
+// scenario "lifecycle": the kernel starts its own API (the page shows the start-up), a
+// short walk to a search, then {"event": "outage", "serverPid": N} on stdout and a wait
+// for DIR/outage.done (the harness stops that API): Search must fail in words and clear
+// the page. The page is closed (Voila shuts its kernel down), a second page starts a new
+// API ({"event": "page2", "serverPid": N}) and is closed too.
+//
+// A screenshot of every stage goes to DIR/NN-<name>.png. The summary, one JSON object on
+// stdout (the last line), is what tests/test_browser.py asserts on; progress lines go to
+// stderr. Exit code 0 when the scenario completed, 1 (with {"ok": false, "error": ...}).
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -34,6 +45,10 @@ const { values: opts } = parseArgs({
       default: process.env.GOVLAB_E2E_CHROMIUM ?? '/usr/bin/chromium',
     },
     query: { type: 'string', default: 'asthma' },
+    scenario: { type: 'string', default: 'walk' },
+    whatif: { type: 'boolean', default: false },
+    'existing-rows': { type: 'string', default: '' },
+    'outage-timeout-ms': { type: 'string', default: '60000' },
     'first-role': { type: 'string', default: 'clinician' },
     'second-role': { type: 'string', default: 'business_user' },
     // Bounded waits: the first render waits for a Voila kernel, hydration for a seed job.
@@ -46,6 +61,8 @@ const { values: opts } = parseArgs({
 const RENDER_MS = Number(opts['render-timeout-ms']);
 const STEP_MS = Number(opts['step-timeout-ms']);
 const SEED_MS = Number(opts['seed-timeout-ms']);
+const OUTAGE_MS = Number(opts['outage-timeout-ms']);
+const EXISTING_ROWS = opts['existing-rows'] ? Number(opts['existing-rows']) : null;
 const FORMAT = opts.format;
 const QUERY = opts.query;
 const ARTIFACTS = path.resolve(opts.artifacts);
@@ -82,6 +99,7 @@ const summary = {
   roles: {},
   hydrate: null,
   validate: {},
+  checks: {},
   consoleErrors: [],
   pageErrors: [],
   timings: {},
@@ -339,6 +357,378 @@ async function validated(page, role) {
   };
 }
 
+// ---------------------------------------------------------------------- issue 13 checks
+
+/** Record every text the start-up banner shows, from the first paint on. */
+async function watchBanner(page) {
+  await page.addInitScript(() => {
+    window.__govlabBanner = [];
+    const seen = () => {
+      const el = document.querySelector('.govlab-server-status');
+      if (!el) return;
+      const entry = `${el.getAttribute('data-phase')}|${el.textContent.trim()}`;
+      const list = window.__govlabBanner;
+      if (list[list.length - 1] !== entry) list.push(entry);
+    };
+    new MutationObserver(seen).observe(document, {
+      subtree: true,
+      childList: true,
+      characterData: true,
+      attributes: true,
+    });
+  });
+}
+
+async function bannerSeen(page) {
+  return page.evaluate(() => window.__govlabBanner ?? []);
+}
+
+/** Labels wider than their buttons, in the given containers (cut-off text). */
+async function cutOffLabels(page, selector) {
+  return page.evaluate((sel) => {
+    const cut = [];
+    for (const b of document.querySelectorAll(sel)) {
+      if (b.scrollWidth > b.clientWidth + 1) cut.push(b.textContent.trim());
+    }
+    return cut;
+  }, selector);
+}
+
+/** Relative luminance difference between the active toggle and an inactive one. */
+async function toggleContrast(page, cls) {
+  return page.evaluate((c) => {
+    const lum = (el) => {
+      const [r, g, b] = getComputedStyle(el)
+        .backgroundColor.match(/\d+/g)
+        .slice(0, 3)
+        .map((v) => Number(v) / 255);
+      return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    const buttons = [...document.querySelectorAll(`.${c} button.widget-toggle-button`)];
+    const active = buttons.find((b) => b.classList.contains('mod-active'));
+    const other = buttons.find((b) => !b.classList.contains('mod-active'));
+    return active && other ? Math.abs(lum(active) - lum(other)) : null;
+  }, cls);
+}
+
+/** Whether the policy textarea stays inside the panel that holds it. */
+async function textareaInside(page) {
+  return page.evaluate(() => {
+    const ta = document.querySelector('.govlab-policy-editor textarea');
+    const host = document.querySelector('.govlab-panel-host');
+    if (!ta || !host) return null;
+    return ta.getBoundingClientRect().right <= host.getBoundingClientRect().right + 1;
+  });
+}
+
+async function stageDone(page, name) {
+  const cls = await lab(page).locator(`button.govlab-stage-${name}`).getAttribute('class');
+  return /\bgovlab-stage-done\b/.test(cls ?? '');
+}
+
+/** What the comparison at Validate or Search shows: bars, sides and the record. */
+async function readCompare(page, mode) {
+  return page.evaluate((m) => {
+    const root = document.querySelector(`.govlab-lab .govlab-compare-${m}`);
+    if (!root) return null;
+    const bars = [...root.querySelectorAll('tr.govlab-bar')].map((tr) => ({
+      role: tr.getAttribute('data-role'),
+      value: tr.getAttribute('data-value'),
+      of: tr.getAttribute('data-of'),
+      label: tr.querySelector('.govlab-bar-label')?.textContent.trim(),
+    }));
+    const sides = [...root.querySelectorAll('.govlab-compare-side')].map((d) =>
+      d.getAttribute('data-role'),
+    );
+    const table = root.querySelector('table.govlab-record-table');
+    const cells = table
+      ? [...table.querySelectorAll('tbody tr')].flatMap((tr) =>
+          [...tr.querySelectorAll('td')].map((td) => ({
+            column: tr.getAttribute('data-col'),
+            role: td.getAttribute('data-role'),
+            kind: td.className.replace('govlab-', ''),
+            text: td.textContent,
+          })),
+        )
+      : [];
+    return { bars, sides, key: table?.getAttribute('data-key') ?? null, cells };
+  }, mode);
+}
+
+async function waitCompare(page, mode, roles) {
+  await page.waitForFunction(
+    ([m, want]) => {
+      const root = document.querySelector(`.govlab-lab .govlab-compare-${m}`);
+      const got = [...(root?.querySelectorAll('tr.govlab-bar') ?? [])].map((tr) =>
+        tr.getAttribute('data-role'),
+      );
+      return want.every((r) => got.includes(r)) && root.querySelector('table.govlab-record-table');
+    },
+    [mode, roles],
+    { timeout: STEP_MS },
+  );
+}
+
+/** Governance for trainers: a draft, What if?, Save, Reset to shipped. */
+async function policyWhatIf(page) {
+  const area = lab(page).locator('.govlab-policy-editor textarea');
+  const shipped = await area.inputValue();
+  const from = "row_filter: \"region in ['NE', 'SE', 'MW']\"";
+  const to = "row_filter: \"region in ['NE', 'SE', 'MW', 'W']\"";
+  if (!shipped.includes(from)) throw new Error('the shipped business_user filter was not found');
+  await area.fill(shipped.replace(from, to));
+  const whatif = lab(page).locator('button.govlab-policy-whatif');
+  await until('What if? to be enabled', async () => !(await whatif.isDisabled()));
+  await whatif.click({ timeout: STEP_MS });
+  const row = lab(page).locator('.govlab-whatif tr[data-role="business_user"]');
+  await row.waitFor({ timeout: STEP_MS });
+  const result = {
+    changed: /govlab-whatif-changed/.test((await row.getAttribute('class')) ?? ''),
+    saved: await text(row.locator('.govlab-whatif-saved')),
+    draft: await text(row.locator('.govlab-whatif-draft')),
+    clinicianChanged: /govlab-whatif-changed/.test(
+      (await lab(page).locator('.govlab-whatif tr[data-role="clinician"]').getAttribute('class')) ??
+        '',
+    ),
+  };
+  await screenshot(page, 'governance-whatif');
+  await lab(page).locator('button.govlab-policy-save').click({ timeout: STEP_MS });
+  await lab(page)
+    .locator('.govlab-policy-status', { hasText: 'Saved as revision' })
+    .waitFor({ timeout: STEP_MS });
+  result.afterSave = await text(lab(page).locator('.govlab-policy-shipped'));
+  await lab(page).locator('button.govlab-policy-reset').click({ timeout: STEP_MS });
+  await lab(page)
+    .locator('.govlab-policy-status', { hasText: 'Reset to the shipped policy' })
+    .waitFor({ timeout: STEP_MS });
+  await until('the editor to hold the shipped text', async () => (await area.inputValue()) === shipped);
+  result.afterReset = await text(lab(page).locator('.govlab-policy-shipped'));
+  result.restored = true;
+  await screenshot(page, 'governance-reset');
+  return result;
+}
+
+async function hydrateSeed(page) {
+  const t1 = Date.now();
+  await lab(page).locator('button.govlab-hydrate-start').click({ timeout: STEP_MS });
+  await page.waitForFunction(
+    () => {
+      const s = document.querySelector('.govlab-lab .govlab-hydrate-status');
+      const bar = document.querySelector('.govlab-lab .govlab-hydrate-progress .widget-label');
+      const done = s && /^(completed|failed|cancelled)/.test(s.textContent.trim());
+      return done && (!s.textContent.startsWith('completed') || bar?.textContent === '100%');
+    },
+    null,
+    { timeout: SEED_MS },
+  );
+  const status = await text(lab(page).locator('.govlab-hydrate-status'));
+  const bar = await text(lab(page).locator('.govlab-hydrate-progress .widget-label'));
+  if (!status.startsWith('completed')) throw new Error(`seeding did not complete: ${status}`);
+  return { status, bar, ms: Date.now() - t1 };
+}
+
+/** The first stages, as a learner: dataset, size, format (with the item-7 checks). */
+async function chooseTable(page) {
+  summary.checks.before = {
+    formatDone: await stageDone(page, 'format'),
+    roleDone: await stageDone(page, 'role'),
+    datasetAbout: await lab(page).locator('.govlab-dataset-about li[data-option]').count(),
+  };
+  await chooseToggle(page, 'govlab-dataset', 'healthcare');
+  await screenshot(page, 'dataset');
+  await next(page, 'size');
+  await chooseToggle(page, 'govlab-size', 'tiny (1,000 rows)');
+  summary.checks.sizeCutOff = await cutOffLabels(page, '.govlab-size button.widget-toggle-button');
+  summary.checks.sizeContrast = await toggleContrast(page, 'govlab-size');
+  summary.checks.formatDoneAtSize = await stageDone(page, 'format');
+  await screenshot(page, 'size');
+  await next(page, 'format');
+  await chooseToggle(page, 'govlab-format', FORMAT_LABELS[FORMAT]);
+  summary.checks.formatAbout = await text(lab(page).locator('.govlab-format-about li.govlab-chosen'));
+  await screenshot(page, 'format');
+  await next(page, 'governance');
+  await lab(page).locator('.govlab-policy-status .govlab-policy-ok').waitFor({ timeout: STEP_MS });
+  await lab(page)
+    .locator('.govlab-governance-preview tr[data-role="business_user"]')
+    .waitFor({ timeout: STEP_MS });
+}
+
+async function readGovernance(page) {
+  return {
+    mode: await text(lab(page).locator('.govlab-policy-mode')),
+    status: await text(lab(page).locator('.govlab-policy-status')),
+    previewRoles: await lab(page)
+      .locator('.govlab-governance-preview tr[data-role]')
+      .evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-role'))),
+    descriptions: await lab(page)
+      .locator('.govlab-governance-preview .govlab-role-description')
+      .allInnerTexts(),
+    legendMasks: await lab(page).locator('.govlab-mask-legend tr[data-mask]').count(),
+    textareaInside: await textareaInside(page),
+    roleDone: await stageDone(page, 'role'),
+  };
+}
+
+async function roleStage(page, role) {
+  const picked = await pickRole(page, role);
+  picked.description = await text(lab(page).locator('.govlab-role-about'));
+  await screenshot(page, `role-${role}`);
+  return picked;
+}
+
+async function validateStage(page, role, shotName) {
+  const result = await validated(page, role);
+  result.badge = await text(lab(page).locator('.govlab-acting'));
+  await screenshot(page, shotName ?? `validate-${role}`);
+  return result;
+}
+
+/** A name the first role sees raw that the second role holds only masked: nothing found. */
+async function searchMaskedOnly(page, name) {
+  const before = await searchSnapshot(page);
+  const input = lab(page).locator('.govlab-search-q input');
+  await input.fill(name);
+  await input.press('Enter');
+  await waitSearchChange(page, before);
+  await lab(page).locator('.govlab-search-explain .govlab-explain').waitFor({ timeout: STEP_MS });
+  const result = {
+    name,
+    total: (await readSearch(page)).total,
+    explain: await text(lab(page).locator('.govlab-search-explain')),
+  };
+  await screenshot(page, 'search-explain');
+  return result;
+}
+
+async function walk(page) {
+  await chooseTable(page);
+  summary.governance = await readGovernance(page);
+  await screenshot(page, 'governance');
+  if (opts.whatif) summary.whatif = await policyWhatIf(page);
+
+  const first = opts['first-role'];
+  const second = opts['second-role'];
+  summary.roles[first] = {};
+  summary.roles[second] = {};
+  await next(page, 'role');
+  summary.roles[first].role = await roleStage(page, first);
+  await next(page, 'validate');
+  summary.validate[first] = await validateStage(page, first);
+  await next(page, 'hydrate');
+  summary.hydrateBefore = {
+    table: await text(lab(page).locator('.govlab-hydrate-table')),
+    existingDisabled: await lab(page).locator('button.govlab-hydrate-existing').isDisabled(),
+    nextDisabled: await lab(page).locator('button.govlab-next').isDisabled(),
+  };
+  await screenshot(page, 'hydrate-before');
+  summary.hydrate = await hydrateSeed(page);
+  await screenshot(page, 'hydrate');
+
+  // Back to Validate: it must count the table the seed just wrote (bug 1).
+  await back(page, 'validate');
+  await page.waitForFunction(
+    () => /of 1,000 rows/.test(document.querySelector('.govlab-validate-rows')?.textContent ?? ''),
+    null,
+    { timeout: STEP_MS },
+  );
+  summary.validate.afterSeed = await validateStage(page, first, `validate-${first}-after-seed`);
+  await waitCompare(page, 'validate', [first]);
+  summary.compareValidate = await readCompare(page, 'validate');
+  await next(page, 'hydrate');
+
+  const beforeFirst = await searchSnapshot(page); // null: no search view on the page yet
+  await next(page, 'search');
+  const snap = await searchAsRole(page, first, summary.roles[first], beforeFirst);
+  summary.roles[first].took = await text(lab(page).locator('.govlab-took'));
+  summary.roles[first].legend = await text(lab(page).locator('.govlab-cache-legend'));
+  summary.roles[first].badge = await text(lab(page).locator('.govlab-acting'));
+  await waitCompare(page, 'search', [first]);
+  summary.compareSearch = await readCompare(page, 'search');
+  await screenshot(page, `search-compare-${first}`);
+
+  // Switch role: Back to the role stage, pick the second role, forward to search.
+  await back(page, 'hydrate');
+  await back(page, 'validate');
+  await back(page, 'role');
+  summary.roles[second].role = await roleStage(page, second);
+  await next(page, 'validate');
+  summary.validate[second] = await validateStage(page, second);
+  await next(page, 'hydrate');
+  // The table of this format was seeded above: Hydrate stays complete for a new role.
+  summary.hydrate.statusAfterRoleSwitch = await text(lab(page).locator('.govlab-hydrate-status'));
+  summary.hydrate.tableAfterRoleSwitch = await text(lab(page).locator('.govlab-hydrate-table'));
+  await screenshot(page, `hydrate-${second}`);
+  await next(page, 'search');
+  await searchAsRole(page, second, summary.roles[second], snap);
+
+  // A name the first role saw raw in the compared record; masked for the second role.
+  const name = summary.compareSearch.cells.find(
+    (c) => c.column === 'name' && c.role === first && c.kind === 'raw',
+  )?.text;
+  if (!name) throw new Error(`no raw name of ${first} in the compared record`);
+  summary.explain = await searchMaskedOnly(page, name.split(' ')[0]);
+}
+
+// ---------------------------------------------------------------------- lifecycle
+
+/** Wait (bounded) for the harness to create `file`. */
+async function waitForFile(file, timeout) {
+  await until(`the harness to create ${file}`, async () => fs.existsSync(file), timeout, 200);
+}
+
+async function waitReady(page, timeout = RENDER_MS) {
+  await page.waitForFunction(
+    () => document.querySelector('.govlab-server-status')?.getAttribute('data-phase') === 'ready',
+    null,
+    { timeout },
+  );
+  return Number(
+    (await lab(page).locator('.govlab-server-status').getAttribute('data-pid')) ?? 'NaN',
+  );
+}
+
+async function lifecycle(context, page) {
+  summary.lifecycle = {};
+  const serverPid = await waitReady(page);
+  summary.lifecycle.page1 = { banner: await bannerSeen(page), serverPid };
+  await screenshot(page, 'lifecycle-ready');
+  await chooseTable(page);
+  await next(page, 'role');
+  await roleStage(page, 'clinician');
+  await next(page, 'validate');
+  await validated(page, 'clinician');
+  await next(page, 'hydrate');
+  summary.hydrate = await hydrateSeed(page);
+  const before = await searchSnapshot(page);
+  await next(page, 'search');
+  await waitSearchChange(page, before);
+  summary.lifecycle.beforeOutage = await readSearch(page);
+
+  // The harness stops the API this kernel started; the next search must say so.
+  process.stdout.write(`${JSON.stringify({ event: 'outage', serverPid })}\n`);
+  await waitForFile(path.join(ARTIFACTS, 'outage.done'), OUTAGE_MS);
+  await lab(page).locator('button.govlab-search-go').click({ timeout: STEP_MS });
+  await lab(page).locator('.govlab-search-error .govlab-error').waitFor({ timeout: STEP_MS });
+  summary.lifecycle.afterOutage = {
+    ...(await readSearch(page)),
+    nextDisabled: await lab(page).locator('button.govlab-page-next').isDisabled(),
+    prevDisabled: await lab(page).locator('button.govlab-page-prev').isDisabled(),
+  };
+  await screenshot(page, 'lifecycle-outage');
+  await page.close({ runBeforeUnload: true });
+
+  // A second page: a new kernel, which starts a new API and shows its start-up.
+  const second = await context.newPage();
+  await watchBanner(second);
+  await second.goto(opts.url, { timeout: RENDER_MS, waitUntil: 'domcontentloaded' });
+  await lab(second).waitFor({ timeout: RENDER_MS });
+  const pid2 = await waitReady(second);
+  summary.lifecycle.page2 = { banner: await bannerSeen(second), serverPid: pid2 };
+  await screenshot(second, 'lifecycle-page2');
+  process.stdout.write(`${JSON.stringify({ event: 'page2', serverPid: pid2 })}\n`);
+  await second.close({ runBeforeUnload: true });
+}
+
 async function main() {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   for (const f of fs.readdirSync(ARTIFACTS)) {
@@ -358,6 +748,7 @@ async function main() {
       if (m.type() === 'error') summary.consoleErrors.push(m.text().slice(0, 300));
     });
     page.on('pageerror', (e) => summary.pageErrors.push(String(e).slice(0, 300)));
+    await watchBanner(page);
 
     const t0 = Date.now();
     await page.goto(opts.url, { timeout: RENDER_MS, waitUntil: 'domcontentloaded' });
@@ -365,97 +756,14 @@ async function main() {
     await waitStage(page, 'dataset', RENDER_MS);
     summary.timings.renderMs = Date.now() - t0;
 
-    // 1-3: dataset, size, format
-    await chooseToggle(page, 'govlab-dataset', 'healthcare');
-    await screenshot(page, 'dataset');
-    await next(page, 'size');
-    await chooseToggle(page, 'govlab-size', 'tiny (1,000 rows)');
-    await screenshot(page, 'size');
-    await next(page, 'format');
-    await chooseToggle(page, 'govlab-format', FORMAT_LABELS[FORMAT]);
-    await screenshot(page, 'format');
-
-    // 4: governance, as loaded (the live policy, read as the default role)
-    await next(page, 'governance');
-    await lab(page)
-      .locator('.govlab-policy-status .govlab-policy-ok')
-      .waitFor({ timeout: STEP_MS });
-    await lab(page)
-      .locator('.govlab-governance-preview tr[data-role="business_user"]')
-      .waitFor({ timeout: STEP_MS });
-    summary.governance = {
-      mode: await text(lab(page).locator('.govlab-policy-mode')),
-      status: await text(lab(page).locator('.govlab-policy-status')),
-      previewRoles: await lab(page)
-        .locator('.govlab-governance-preview tr[data-role]')
-        .evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-role'))),
-      legendMasks: await lab(page).locator('.govlab-mask-legend tr[data-mask]').count(),
-    };
-    await screenshot(page, 'governance');
-
-    // 5-8 as the first role
-    const first = opts['first-role'];
-    const second = opts['second-role'];
-    summary.roles[first] = {};
-    summary.roles[second] = {};
-    await next(page, 'role');
-    summary.roles[first].role = await pickRole(page, first);
-    await screenshot(page, `role-${first}`);
-    await next(page, 'validate');
-    summary.validate[first] = await validated(page, first);
-    await screenshot(page, `validate-${first}`);
-    await next(page, 'hydrate');
-
-    const t1 = Date.now();
-    await lab(page).locator('button.govlab-hydrate-start').click({ timeout: STEP_MS });
-    await page.waitForFunction(
-      () => {
-        const s = document.querySelector('.govlab-lab .govlab-hydrate-status');
-        return s && /^(completed|failed|cancelled)/.test(s.textContent.trim());
-      },
-      null,
-      { timeout: SEED_MS },
-    );
-    const status = await text(lab(page).locator('.govlab-hydrate-status'));
-    const bar = await text(lab(page).locator('.govlab-hydrate-progress .widget-label'));
-    summary.hydrate = { status, bar, ms: Date.now() - t1 };
-    if (!status.startsWith('completed')) throw new Error(`seeding did not complete: ${status}`);
-    await page.waitForFunction(
-      () =>
-        document.querySelector('.govlab-lab .govlab-hydrate-progress .widget-label')
-          ?.textContent === '100%',
-      null,
-      { timeout: STEP_MS },
-    );
-    summary.hydrate.bar = '100%';
-    await screenshot(page, 'hydrate');
-
-    const beforeFirst = await searchSnapshot(page); // null: no search view on the page yet
-    await next(page, 'search');
-    const snap = await searchAsRole(page, first, summary.roles[first], beforeFirst);
-
-    // Switch role: Back to the role stage, pick the second role, forward to search.
-    await back(page, 'hydrate');
-    await back(page, 'validate');
-    await back(page, 'role');
-    summary.roles[second].role = await pickRole(page, second);
-    await screenshot(page, `role-${second}`);
-    await next(page, 'validate');
-    summary.validate[second] = await validated(page, second);
-    await screenshot(page, `validate-${second}`);
-    await next(page, 'hydrate');
-    // The table of this format was seeded above: Hydrate stays complete for a new role.
-    const hydrated = await text(lab(page).locator('.govlab-hydrate-status'));
-    summary.hydrate.statusAfterRoleSwitch = hydrated;
-    await screenshot(page, `hydrate-${second}`);
-    await next(page, 'search');
-    await searchAsRole(page, second, summary.roles[second], snap);
+    if (opts.scenario === 'lifecycle') await lifecycle(context, page);
+    else await walk(page);
 
     summary.timings.totalMs = Date.now() - started;
     summary.ok = true;
   } catch (err) {
     summary.error = String(err?.stack ?? err).slice(0, 2000);
-    if (page) {
+    if (page && !page.isClosed()) {
       try {
         await screenshot(page, 'failure');
         summary.failureHtml = (await lab(page).innerHTML({ timeout: 2000 })).slice(0, 20000);
@@ -464,13 +772,12 @@ async function main() {
       }
     }
   } finally {
-    if (page) {
-      // On beforeunload Voila asks its server to shut the page's kernel down (in 0.5.13 that
-      // POST is refused for a missing _xsrf, voila-dashboards/voila#1458: kernel culling
-      // and Voila's own shutdown reclaim the kernel instead).
-      await page.close({ runBeforeUnload: true }).catch(() => {});
-      await new Promise((r) => setTimeout(r, 300));
+    for (const p of context.pages()) {
+      // On beforeunload Voila asks its server to shut the page's kernel down (it carries
+      // the _xsrf cookie govlab.lab.voila makes the page set).
+      await p.close({ runBeforeUnload: true }).catch(() => {});
     }
+    await new Promise((r) => setTimeout(r, 500));
     await context.close().catch(() => {});
     fs.rmSync(userDataDir, { recursive: true, force: true });
   }

@@ -97,8 +97,9 @@ CSS = (
   background: #1f5fa8; color: #fff; font-weight: bold; box-shadow: inset 0 0 0 2px #0d3b70;
 }
 .govlab-lab .widget-button, .govlab-lab .widget-toggle-button { overflow: visible; }
-.govlab-policy-editor, .govlab-policy-editor textarea {
-  box-sizing: border-box; max-width: 100%; font-family: monospace; font-size: 12px;
+.govlab-policy-editor { box-sizing: border-box; max-width: 100%; margin-right: 0; }
+.govlab-policy-editor textarea {
+  box-sizing: border-box; width: 100%; font-family: monospace; font-size: 12px;
 }
 .govlab-policy-errors { color: #b00020; }
 .govlab-policy-ok { color: #1b5e20; }

@@ -50,7 +50,7 @@ class GovernanceEditor(w.VBox):
                 rows=18,
                 continuous_update=True,
                 disabled=True,
-                layout=w.Layout(width="100%", max_width="100%"),
+                layout=w.Layout(width="auto", max_width="100%"),
                 placeholder="the policy YAML",
             ),
             "govlab-policy-editor",

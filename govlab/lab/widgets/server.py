@@ -72,15 +72,16 @@ class ServerBanner(w.HTML):
     def _ready_text(self, server: LocalServer) -> str:
         if server.process is None:
             return f"The API at {server.url} is up (already running; not started by this lab)."
+        steps = " -> ".join(dict.fromkeys(p for p in self.phases if p != "ready"))
         return (
-            f"The API at {server.url} is up after {server.startup_s:.1f} s: started by this "
-            f"kernel (pid {server.pid}); it stops when the kernel stops."
+            f"The API at {server.url} is up after {server.startup_s:.1f} s ({steps} -> ready): "
+            f"started by this kernel (pid {server.pid}); it stops when the kernel stops."
         )
 
     def _show(self, phase: str, message: str) -> None:
         self.phases.append(phase)
         elapsed = time.monotonic() - self._started
-        clock = "" if phase in ("ready", "reused") else f" ({elapsed:.0f} s)"
+        clock = f" ({elapsed:.0f} s)" if phase in ("checking", "starting") else ""
         pid = f' data-pid="{self.server.pid}"' if self.server and self.server.pid else ""
         self.value = (
             f'<div class="govlab-server-status govlab-server-{esc(phase)}" '
