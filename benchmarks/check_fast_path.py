@@ -36,7 +36,7 @@ PRINCIPALS = [
     Principal("business_user"),
     Principal("data_modeler"),
 ]
-QUERIES = ["", "asthma", "follow", "new orleans", "zzzz-no-match", "a", "St", "K", "é"]
+QUERIES = ["", "asthma", "kowalski", "follow", "new orleans", "zzzz-no-match", "a", "St", "K", "é"]
 PAGES = [(1, 20), (2, 7), (50, 20), (3, 200), (10_000, 20)]
 SORTS = [None, "-patient_id", "patient_id", "admitted_at"]
 

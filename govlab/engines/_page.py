@@ -33,6 +33,7 @@ from govlab.policy.compile import to_arrow
 # buffer of each column.
 _FETCH_MARGIN_ROWS = 256
 _FETCH_BUFFER_BYTES = 64 * 1024
+_FETCH_CODED_ROWS = 16_384  # from this many rows on, coded columns are read as codes
 # Key passes over this few row groups match their batches on the calling thread.
 _INLINE_GROUPS = 2
 
@@ -360,12 +361,17 @@ def _group_rows(
         return snapshot.subset([part]).to_table(filter=pc.field(pk).isin(keys), use_threads=False)
     remaining = set(keys.to_pylist())
     pieces: list[pa.RecordBatch] = []
-    # dictionary-encoded columns stay codes until the few rows kept are cast back
-    coded = [
-        name
-        for name in columns
-        if pa.types.is_string(schema.field(name).type) and snapshot.low_cardinality(name)
-    ]
+    row_group = part.row_groups[0].id
+    prefix = _prefix_rows(group, keys, metadata.row_group(row_group).num_rows)
+    # over many rows, dictionary-encoded columns stay codes until the rows kept are cast
+    # back; over a few, building the dictionary array costs more than it saves
+    coded = []
+    if prefix >= _FETCH_CODED_ROWS:
+        coded = [
+            name
+            for name in columns
+            if pa.types.is_string(schema.field(name).type) and snapshot.low_cardinality(name)
+        ]
     with part.filesystem.open_input_file(part.path) as source:
         # pages are read as they are decoded: pre-buffering would copy the group's
         # every column chunk (megabytes) to fetch a few hundred rows
@@ -377,10 +383,8 @@ def _group_rows(
             buffer_size=_FETCH_BUFFER_BYTES,
         )
         batches = reader.iter_batches(
-            batch_size=_prefix_rows(
-                group, keys, metadata.row_group(part.row_groups[0].id).num_rows
-            ),
-            row_groups=[part.row_groups[0].id],
+            batch_size=prefix,
+            row_groups=[row_group],
             columns=columns,
             use_threads=threads,
         )
