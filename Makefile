@@ -82,7 +82,7 @@ examples-js:
 BENCH_SIZES ?= small,medium
 bench: $(STAMP)
 	$(PY) -m benchmarks.run --sizes $(BENCH_SIZES) $(if $(LARGE),--large,) \
-		--baseline benchmarks/results-round1.json --label after \
+		--baseline benchmarks/results-round2.json --label round3 \
 		--out benchmarks/results.json --md benchmarks/RESULTS.md
 
 run-showcase: $(STAMP)
