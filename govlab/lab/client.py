@@ -7,6 +7,7 @@ way ``govlab token`` does; a remote client passes a token it was given instead.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -29,6 +30,29 @@ def describe_total(page: dict[str, Any]) -> str:
     """``1,234`` or ``10,000+`` when the total is a lower bound."""
     exact = page.get("totalExact", True)
     return f"{page['total']:,}" + ("" if exact else "+")
+
+
+def token_args(role: str, attrs: dict[str, Any] | None = None, ttl: str = "1h") -> list[str]:
+    """The arguments of ``govlab token`` for this principal (attribute values as JSON)."""
+    args = ["token", "--role", role]
+    for key, value in (attrs or {}).items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        args += ["--attr", f"{key}={text}"]
+    return [*args, "--ttl", ttl]
+
+
+def token_command(
+    role: str,
+    attrs: dict[str, Any] | None = None,
+    ttl: str = "1h",
+    env: dict[str, str] | None = None,
+) -> str:
+    """The ``govlab token`` command line that mints this principal's token (for a JS or
+    curl client), with the environment it needs; every part shell-quoted."""
+    import shlex
+
+    prefix = [f"{k}={shlex.quote(v)}" for k, v in (env or {}).items()]
+    return " ".join([*prefix, "govlab", shlex.join(token_args(role, attrs, ttl))])
 
 
 def describe_failure(exc: BaseException, base_url: str | None = None) -> str:

@@ -645,6 +645,8 @@ async function walk(page) {
   await waitCompare(page, 'search', [first]);
   summary.compareSearch = await readCompare(page, 'search');
   await screenshot(page, `search-compare-${first}`);
+  // The stepper alone (no notebook text around it): the README's picture of this stage.
+  await lab(page).screenshot({ path: path.join(ARTIFACTS, 'stepper-search-compare.png') });
 
   // Switch role: Back to the role stage, pick the second role, forward to search.
   await back(page, 'hydrate');

@@ -43,9 +43,13 @@ class ServerBanner(w.HTML):
             return
         self._show("checking", "Connecting to the govlab API ...")
 
+        def progress(phase: str, message: str) -> None:
+            if phase != "ready":  # "ready" is this banner's own, once the handle is known
+                self._show(phase, message)
+
         def run() -> None:
             try:
-                self.server = starter(self._show)
+                self.server = starter(progress)
             except Exception as exc:  # shown on the banner; the stages stay closed
                 self.failed = str(exc)
                 self._show("failed", f"The API could not be started: {exc}")
