@@ -31,7 +31,7 @@ from govlab import config
 from govlab.catalog import get_dataset
 from govlab.config import Settings
 from govlab.errors import BadRequest, GovlabError
-from govlab.execution.daft import DaftFailed, ensure_runner
+from govlab.execution.daft import DaftFailed, ensure_runner, where
 from govlab.execution.sources import import_daft, source
 from govlab.keys import MaskKeys, derive_keys
 from govlab.masks import apply_mask
@@ -116,7 +116,7 @@ def _export(
     tables = source(fmt, settings)
     version = tables.version(spec.name)
     frame = tables.frame(spec, version)
-    visible = frame.where(compile_filter(plan.row_filter))
+    visible = where(frame, plan.row_filter)
     slices = _slices(visible, spec.partition_by)
     total = sum(n for _, n in slices)
     projection = _projection(spec.schema, plan.mask_plan, spec.name, settings.data_dir)
@@ -126,7 +126,7 @@ def _export(
     written = files = 0
     try:
         for value, rows in slices:
-            part = frame.where(compile_filter(and_(plan.row_filter, _equals(spec, value))))
+            part = where(frame, and_(plan.row_filter, _equals(spec, value)))
             result = part.select(*projection).write_parquet(staging, io_config=io_config)
             files += len(result.to_pydict().get("path", []))
             written += rows
@@ -152,12 +152,6 @@ def _export(
             shutil.rmtree(staging, ignore_errors=True)
         raise
     return result_info
-
-
-def compile_filter(expr: Expr) -> Any:
-    from govlab.policy.compile import compile_to
-
-    return compile_to("daft", expr)
 
 
 def _slices(visible: Any, column: str) -> list[tuple[Any, int]]:

@@ -100,12 +100,15 @@ class DaftSource:
 
     def _delta_version(self, dataset: str) -> int:
         from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
 
         assert self.store is not None
         uri = self.store.table_uri("delta", dataset)
-        if not DeltaTable.is_deltatable(uri, storage_options=self.store.delta_options()):
-            raise TableNotFound(f"delta table {dataset!r} is not in the object store")
-        return int(DeltaTable(uri, storage_options=self.store.delta_options()).version())
+        try:  # not is_deltatable(): against moto's S3 its listing never answers
+            table = DeltaTable(uri, storage_options=self.store.delta_options())
+        except TableNotFoundError:
+            raise TableNotFound(f"delta table {dataset!r} is not in the object store") from None
+        return int(table.version())
 
     def _iceberg_table(self, dataset: str) -> Any:
         catalog = iceberg_catalog(self.settings, self.store)
