@@ -197,9 +197,13 @@ def _plain_mask(leaf: Leaf, values: pa.Array) -> np.ndarray:
 
 
 def _dictionary_mask(leaf: Leaf, values: pa.DictionaryArray, rows: Rows) -> np.ndarray:
-    """The leaf once per dictionary entry (and once for NULL), gathered by code."""
-    entries = _plain_mask(leaf, values.dictionary)
+    """The leaf once per dictionary entry (and once for NULL), gathered by code; on the
+    rows' own values instead when they are fewer than the entries (a big dictionary,
+    such as names, after a selective conjunct)."""
     codes = values.indices if rows is None else values.indices.take(rows)
+    if len(codes) < len(values.dictionary):
+        return _plain_mask(leaf, values.dictionary.take(codes))
+    entries = _plain_mask(leaf, values.dictionary)
     if codes.null_count:
         on_null = _plain_mask(leaf, pa.nulls(1, values.dictionary.type))[0]
         picked = pc.take(pa.array(entries), codes)
