@@ -13,6 +13,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 BLUE, LIGHT, AMBER, GREEN = "#1f5fa8", "#c5d9f1", "#c77c00", "#2e7d32"
 
@@ -39,16 +40,15 @@ def rows_by_role(visible: Mapping[str, int], total: int, title: str) -> Plot:
     figure = Figure(figsize=(6.5, 0.5 + 0.45 * len(roles)))
     axes = figure.subplots()
     positions = range(len(roles))
-    axes.barh(positions, [total] * len(roles), color=LIGHT, label="table")
-    axes.barh(positions, [visible[r] for r in roles], color=BLUE, label="visible to the role")
+    axes.barh(positions, [total] * len(roles), color=LIGHT)
+    axes.barh(positions, [visible[r] for r in roles], color=BLUE)
     for y, role in enumerate(roles):
         axes.text(visible[role], y, f" {visible[role]:,}", va="center", fontsize=9)
     axes.set_yticks(list(positions), roles)
     axes.invert_yaxis()
     axes.set_xlim(0, total * 1.15)
     axes.set_xlabel("rows")
-    axes.set_title(title, fontsize=10)
-    axes.legend(loc="lower right", fontsize=8, frameon=False)
+    axes.set_title(f"{title}\n(dark: visible to the role; light: the whole table)", fontsize=10)
     figure.tight_layout()
     counts = "; ".join(f"{r} {visible[r]:,}" for r in roles)
     return Plot(figure, f"bar chart, rows visible of {total:,}: {counts}")
@@ -70,6 +70,9 @@ def cache_latency(samples: Mapping[str, Sequence[float]], title: str) -> Plot:
     axes.set_xticks(range(len(labels)), labels)
     axes.set_xlim(-0.5, len(labels) - 0.2)
     axes.set_yscale("log")
+    axes.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axes.yaxis.set_minor_formatter(NullFormatter())
     axes.set_ylabel("ms per request")
     axes.set_title(title, fontsize=10)
     figure.tight_layout()
