@@ -2,8 +2,13 @@
 
 ``notebooks/seed.ipynb`` seeds one table (its ``parameters`` cell holds dataset, size,
 format, seed and data_dir) and prints the parameters, the timing, the row count, the
-table version and, for Delta, the protocol. Each run here executes a copy of it with
-papermill and keeps the result as ``runs/<dataset>-<size>-<format>-<timestamp>.ipynb``.
+table version and, for Delta, the protocol; then what makes the run checkable later
+(``govlab.lab.records``): package versions, the git commit, the policy version, the
+table's schema and size on disk, and a row checksum that is the same in every format
+for the same dataset, size and seed. Streams are coalesced as the notebook is written,
+so the record holds one progress bar per seed (its final state), not one per update.
+Each run here executes a copy of it with papermill and keeps the result as
+``runs/<dataset>-<size>-<format>-<timestamp>.ipynb``.
 A batch runs its notebooks one after another in this one process.
 
 The kernel is always this interpreter (``sys.executable``), whatever ``python3``
@@ -142,6 +147,7 @@ def run_seed_notebook(
             start_timeout=START_TIMEOUT_S,
             cwd=str(Path(notebook).resolve().parent),
             kernel_manager_class=CurrentEnvKernelManager,
+            coalesce_streams=True,  # one tqdm bar per seed in the record, not one per update
         )
     except PapermillExecutionError as exc:
         raise SeedRunFailed(f"seed notebook failed: {exc.ename}: {exc.evalue}", output) from exc

@@ -14,6 +14,10 @@ from govlab.cli import main
 from govlab.config import Settings
 from govlab.engines import get_engine
 from govlab.errors import BadRequest
+from govlab.generators import get_dataset
+from govlab.lab import records
+from govlab.policy.store import PolicyStore
+from govlab.seeding import seed_table
 
 
 def _summary(nb: nbformat.NotebookNode) -> dict[str, Any]:
@@ -65,27 +69,62 @@ def test_seed_notebook_is_the_record_of_its_run(fmt: str, tmp_path: Path) -> Non
     else:
         assert summary["table_version"] == 1
         assert summary["identifier"] == "govlab.healthcare"
-    # plain tqdm, not the widget bar: its final state is text in the record
-    assert "100%" in _text(nb)
+    # plain tqdm, not the widget bar: one bar per seed, its final state, in the record
+    seed_cell = next(c for c in nb.cells if "seed_table(" in c.source and c.cell_type == "code")
+    streams = [o for o in seed_cell.outputs if o.output_type == "stream"]
+    assert len(streams) == 1 and streams[0].text.count("100%") == 1
+    assert "\r" not in streams[0].text and " 0%|" not in streams[0].text
+    _check_record(summary, fmt, data.resolve(), info.location)
+
+
+def _check_record(summary: dict[str, Any], fmt: str, data: Path, location: str) -> None:
+    """What makes a run checkable: versions, commit, policy, schema, size, checksum."""
+    settings = Settings(data_dir=data)
+    spec = get_dataset("healthcare")
+    assert summary["versions"]["pyarrow"] == records.package_versions()["pyarrow"]
+    assert set(summary["versions"]) == {"python", *records.PACKAGES}
+    git = summary["git"]
+    assert git is None or (len(git["commit"]) == 40 and isinstance(git["dirty"], bool))
+    assert summary["policy_version"] == PolicyStore(settings).current("healthcare").version
+    assert summary["schema"] == {f.name: str(f.type) for f in spec.schema}
+    assert summary["disk_bytes"] == records.disk_bytes(location) > 0
+    engine = get_engine(fmt, settings)
+    assert summary["row_checksum"] == records.row_checksum(engine, spec)
+    assert len(summary["row_checksum"]) == 64
 
 
 def test_batch_runs_every_combination_in_one_process(tmp_path: Path) -> None:
     data, runs = tmp_path / "data", tmp_path / "runs"
     done: list[Path] = []
+    formats = ["delta", "parquet", "iceberg"]
     paths = run_batch(
         ["healthcare"],
         ["tiny"],
-        ["delta", "parquet"],
+        formats,
         data_dir=data,
         runs_dir=runs,
         on_done=done.append,
     )
-    assert len(paths) == 2 and done == paths
-    assert sorted(p.name.split("-")[2] for p in paths) == ["delta", "parquet"]
+    assert len(paths) == 3 and done == paths
+    assert sorted(p.name.split("-")[2] for p in paths) == sorted(formats)
     summaries = [_summary(nbformat.read(p, as_version=4)) for p in paths]
-    assert [s["format"] for s in summaries] == ["delta", "parquet"]
+    assert [s["format"] for s in summaries] == formats
     assert all(s["rows"] == 1000 for s in summaries)
     assert summaries[1]["partitions"] == [f"region={r}" for r in ("MW", "NE", "SE", "SW", "W")]
+    # the same dataset, size and seed: the same rows, whatever the format
+    assert len({s["row_checksum"] for s in summaries}) == 1
+    assert len({s["disk_bytes"] for s in summaries}) == 3  # while the files differ
+
+
+def test_the_row_checksum_changes_with_the_rows(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    spec = get_dataset("healthcare")
+    engine = get_engine("parquet", settings)
+    sums = []
+    for seed in (42, 7, 42):
+        info = seed_table("healthcare", "tiny", "parquet", settings, seed=seed)
+        sums.append(records.row_checksum(engine, spec, info.version))
+    assert sums[0] == sums[2] != sums[1]
 
 
 def test_bad_parameters_fail_before_any_kernel_starts(tmp_path: Path) -> None:
