@@ -109,8 +109,22 @@ let shot = 0;
 async function screenshot(page, name) {
   shot += 1;
   const file = path.join(ARTIFACTS, `${String(shot).padStart(2, '0')}-${name}.png`);
-  // Voila scrolls inside its own containers, so a "full page" shot stops at the viewport:
-  // grow the viewport to the tallest scrolling content instead (bounded).
+  await tallShot(page, { path: file, fullPage: true });
+  summary.screenshots.push(path.relative(process.cwd(), file));
+  return file;
+}
+
+/** One element, whole (not cut at the viewport): the docs' picture of a stage. */
+async function elementShot(page, locator, file) {
+  await tallShot(page, { path: file }, locator);
+}
+
+/**
+ * Voila scrolls inside its own containers, so a "full page" shot stops at the viewport:
+ * grow the viewport to the tallest scrolling content instead (bounded), then shoot the
+ * page, or only `locator`'s box.
+ */
+async function tallShot(page, options, locator = null) {
   const height = await page.evaluate(() => {
     let h = document.documentElement.scrollHeight;
     for (const el of document.querySelectorAll('body, body *')) {
@@ -125,12 +139,11 @@ async function screenshot(page, name) {
   const tall = Math.min(Math.max(height, viewport.height), 6000);
   await page.setViewportSize({ width: viewport.width, height: tall });
   try {
-    await page.screenshot({ path: file, fullPage: true });
+    const clip = locator ? await locator.boundingBox() : null;
+    await page.screenshot(clip ? { ...options, clip } : options);
   } finally {
     await page.setViewportSize(viewport);
   }
-  summary.screenshots.push(path.relative(process.cwd(), file));
-  return file;
 }
 
 const lab = (page) => page.locator('.govlab-lab');
@@ -646,7 +659,7 @@ async function walk(page) {
   summary.compareSearch = await readCompare(page, 'search');
   await screenshot(page, `search-compare-${first}`);
   // The stepper alone (no notebook text around it): the README's picture of this stage.
-  await lab(page).screenshot({ path: path.join(ARTIFACTS, 'stepper-search-compare.png') });
+  await elementShot(page, lab(page), path.join(ARTIFACTS, 'stepper-search-compare.png'));
 
   // Switch role: Back to the role stage, pick the second role, forward to search.
   await back(page, 'hydrate');
