@@ -24,6 +24,7 @@ FALSE. Masks are numpy booleans (TRUE or not).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,15 @@ from govlab.policy.casefold import fold, has_ascii_letter
 from govlab.policy.compile import to_arrow
 
 Rows = np.ndarray | None  # positions in the batch (int64), or None for every row
+# the kernels ``policy.to_arrow`` builds comparisons from (``field == scalar`` is "equal")
+_COMPARE = {
+    "==": pc.equal,
+    "!=": pc.not_equal,
+    "<": pc.less,
+    "<=": pc.less_equal,
+    ">": pc.greater,
+    ">=": pc.greater_equal,
+}
 Leaf = Cmp | In | NotIn | IsNull | NotNull | Contains
 
 # Below this fraction of undecided rows, an OR's next child is evaluated on those rows
@@ -98,12 +108,25 @@ def cost(expr: Expr, dictionary: frozenset[str]) -> int:
 
 def bind_constants(expr: Expr, constants: Mapping[str, Any], schema: pa.Schema) -> Expr:
     """``expr`` with each leaf on a column of ``constants`` (a file's partition values)
-    replaced by its answer for that value: TRUE, or FALSE when not TRUE."""
+    replaced by its answer for that value: TRUE, or FALSE when not TRUE. Remembered:
+    a principal's filter meets the same few partition values search after search."""
+    try:
+        return _bound(expr, tuple(sorted(constants.items())), schema)
+    except TypeError:  # an unhashable value somewhere: bind without remembering
+        return _bind(expr, constants, schema)
+
+
+@lru_cache(maxsize=1024)
+def _bound(expr: Expr, constants: tuple[tuple[str, Any], ...], schema: pa.Schema) -> Expr:
+    return _bind(expr, dict(constants), schema)
+
+
+def _bind(expr: Expr, constants: Mapping[str, Any], schema: pa.Schema) -> Expr:
     match expr:
         case And(children):
-            return and_(*(bind_constants(c, constants, schema) for c in children))
+            return and_(*(_bind(c, constants, schema) for c in children))
         case Or(children):
-            return or_(*(bind_constants(c, constants, schema) for c in children))
+            return or_(*(_bind(c, constants, schema) for c in children))
         case AlwaysTrue() | AlwaysFalse():
             return expr
     column = expr.column  # type: ignore[union-attr]
@@ -185,9 +208,12 @@ def _leaf_mask(leaf: Leaf, batch: pa.RecordBatch, rows: Rows) -> np.ndarray:
 
 
 def _plain_mask(leaf: Leaf, values: pa.Array) -> np.ndarray:
-    """The leaf on plain values: text by ``contains``, the rest by Arrow's expression."""
+    """The leaf on plain values: text by ``contains``, a comparison by the kernel its
+    Arrow expression calls, the rest by Arrow's expression itself."""
     if isinstance(leaf, Contains):
         return _true(contains(values, leaf.term))
+    if isinstance(leaf, Cmp) and not pa.types.is_floating(leaf.dtype):
+        return _true(_COMPARE[leaf.op](values, pa.scalar(leaf.value, leaf.dtype)))
     position = pa.array(np.arange(len(values), dtype=np.int64))
     table = pa.Table.from_arrays([values, position], names=[leaf.column, "__govlab_row"])
     kept = table.filter(to_arrow(leaf)).column("__govlab_row").to_numpy()
