@@ -9,6 +9,7 @@ Ray binds to the machine's interface address unless told it is not a cluster nod
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -58,20 +59,20 @@ class RayHead:
     temp_dir: Path
 
     def stop(self) -> None:
-        """SIGTERM to the head's own process group, then SIGKILL after a bounded wait."""
-        for sig, wait_s in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        """SIGINT to the head (``ray start --block`` then stops what it started), and
+        SIGKILL to its own process group for whatever is left, each wait bounded."""
+        for sig, wait_s in ((signal.SIGINT, 20), (signal.SIGKILL, 10)):
             try:
                 os.killpg(self.proc.pid, sig)
+                self.proc.wait(timeout=wait_s)
             except ProcessLookupError:
                 return
-            try:
-                self.proc.wait(timeout=wait_s)
-                if sig == signal.SIGTERM:
-                    time.sleep(1)  # let the group's other processes exit
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                return
-            except (subprocess.TimeoutExpired, ProcessLookupError):
+            except subprocess.TimeoutExpired:
                 continue
+        leftover = group_pids(self.proc.pid)
+        if leftover:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 def start_ray_head(temp_dir: Path, extra_env: Mapping[str, str]) -> RayHead:
