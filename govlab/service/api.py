@@ -119,6 +119,13 @@ class SeedRequest(BaseModel):
     )
 
 
+class ExportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: Dataset
+    format: Format = DEFAULT_FORMAT
+
+
 class DetokenizeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -372,6 +379,17 @@ def _install_routes(app: FastAPI) -> None:
         _audit_grant(
             services, grant, "seed", "queued", format=body.format, size=body.size, jobId=job_id
         )
+        return {"jobId": job_id}
+
+    @app.post("/export", status_code=202)
+    def export(
+        body: ExportRequest, services: ServicesDep, principal: PrincipalDep
+    ) -> dict[str, Any]:
+        """Everything the caller may see, masked, to Parquet under the data root
+        (``can_export``); follow it with ``/progress``."""
+        grant = services.authorize(principal, Action.EXPORT, body.dataset)
+        job_id = jobs.enqueue_export(services.redis, services.settings, grant, body.format)
+        _audit_grant(services, grant, "export", "queued", format=body.format, jobId=job_id)
         return {"jobId": job_id}
 
     @app.get("/progress")
