@@ -854,6 +854,14 @@ def evaluate_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     return targets
 
 
+def _checkpoint(out: Path, result: dict[str, Any]) -> None:
+    """What is measured so far, next to the final file: a long run that fails late
+    (a 5M-row size takes a quarter of an hour here) keeps its numbers."""
+    partial = out.with_name(out.stem + ".partial.json")
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_text(json.dumps(result, indent=2, default=str) + "\n")
+
+
 # ---------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -944,6 +952,7 @@ def main(argv: list[str] | None = None) -> int:
             result["search"] += bench_search(
                 size_dir, size, formats, result["config"]["repeats"][size]
             )
+        _checkpoint(args.out, result)
         if not args.skip_http:
             result["http"] += bench_http(
                 size_dir,
@@ -954,6 +963,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.http_concurrent_requests,
                 args.http_seconds,
             )
+        _checkpoint(args.out, result)
     if args.skip_seed and previous.get("seed"):
         result["seed"] = [s for s in previous["seed"] if s["size"] in sizes]
         result["seed_from_previous_run"] = previous.get("finished_at")
@@ -970,6 +980,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     args.md.write_text(render_markdown(result, baseline))
+    args.out.with_name(args.out.stem + ".partial.json").unlink(missing_ok=True)
     log(f"wrote {args.out} and {args.md}")
     for t in result["targets"]:
         log(f"target {'MET ' if t['met'] else 'MISS'} {t['target']}: {t['measured']}")
