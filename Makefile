@@ -84,6 +84,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.run --sizes $(BENCH_SIZES) $(if $(LARGE),--large,) \
 		--baseline benchmarks/results-round2.json --label round3 \
 		--out benchmarks/results.json --md benchmarks/RESULTS.md
+	$(PY) -m benchmarks.bench_daft $(if $(LARGE),--large,)
 
 run-showcase: $(STAMP)
 	bash examples/run-showcase.sh

@@ -4,12 +4,12 @@ The same answer as the in-process path, from the same pinned version, with the s
 two-phase plan:
 
 1. **Count and keys.** Over the visible rows (row filter and text match, compiled by
-   ``policy.to_daft``) Daft counts and takes the page's keys as a top-k on the sort
-   column and then the primary key. In the default (primary-key) order the count stops
-   at ``max(count_limit, offset + page size)`` (``limit`` pushed into the scan); past it
-   the page says ``totalExact: false`` and ``total`` is that bound, a lower bound as
-   the in-process total is (which may stop a little later, at a row-group boundary).
-   Filters on the partition column alone, other orders and ``exactTotal`` count all.
+   ``policy.to_daft``) Daft takes the page's keys as a top-k on the sort column and then
+   the primary key. In the default (primary-key) order that same pass counts: it takes
+   ``max(count_limit, offset + page size) + 1`` keys, and getting them all means the
+   page says ``totalExact: false`` with that bound as ``total``, a lower bound as the
+   in-process total is (which may stop later, at a row-group boundary). Filters on the
+   partition column alone, other orders and ``exactTotal`` count every match.
 2. **Rows.** Whole rows for those keys only (``pk in keys`` and the filter again),
    put in page order.
 
@@ -99,12 +99,37 @@ def _page(prepared: Prepared, visible: Expr) -> DaftPage:
     matched = where(frame, visible)
     offset = (query.page - 1) * query.page_size
     top = offset + query.page_size
-    total, exact = _count(matched, prepared, visible, top)
-    if offset >= total:
+    if _capped(prepared, visible):
+        keys, total, exact = _capped_keys(matched, prepared, top)
+    else:
+        total, exact = _count_all(matched.select(spec.primary_key), spec.primary_key), True
+        keys = _page_keys(matched, spec.primary_key, sort.column, sort.descending, top)
+    page_keys = keys.slice(offset, query.page_size) if offset < len(keys) else keys.slice(0, 0)
+    if len(page_keys) == 0:
         return DaftPage(spec.schema.empty_table(), total, exact)
-    keys = _page_keys(matched, spec.primary_key, sort.column, sort.descending, offset, top)
-    rows = _page_rows(frame, spec, visible, keys)
+    rows = _page_rows(frame, spec, visible, page_keys)
     return DaftPage(rows, total, exact)
+
+
+def _capped(prepared: Prepared, visible: Expr) -> bool:
+    """The default (primary-key) order counts up to the limit, except when the filter
+    only reads the partition column (then the count is exact, as in process)."""
+    spec = prepared.spec
+    partition_only = columns_of(visible) <= {spec.partition_by}
+    pk_order = prepared.sort.column == spec.primary_key
+    return prepared.count_limit is not None and pk_order and not partition_only
+
+
+def _capped_keys(matched: Any, prepared: Prepared, top: int) -> tuple[pa.Array, int, bool]:
+    """One pass for count and keys: the first ``max(limit, top) + 1`` keys in page order.
+    Fewer than that: every match was seen, the count is exact; else it is the bound."""
+    assert prepared.count_limit is not None
+    spec, sort = prepared.spec, prepared.sort
+    bound = max(prepared.count_limit, top)
+    keys = _page_keys(matched, spec.primary_key, sort.column, sort.descending, bound + 1)
+    if len(keys) > bound:
+        return keys.slice(0, top), bound, False
+    return keys, len(keys), True
 
 
 def where(frame: Any, expr: Expr) -> Any:
@@ -112,20 +137,6 @@ def where(frame: Any, expr: Expr) -> Any:
     if isinstance(expr, AlwaysTrue):
         return frame
     return frame.where(compile_to("daft", expr))
-
-
-def _count(matched: Any, prepared: Prepared, visible: Expr, top: int) -> tuple[int, bool]:
-    """Exact, or capped at ``max(count_limit, top)`` in the default order (a lower bound)."""
-    spec, sort = prepared.spec, prepared.sort
-    partition_only = columns_of(visible) <= {spec.partition_by}
-    capped = prepared.count_limit is not None and sort.column == spec.primary_key
-    keys = matched.select(spec.primary_key)
-    if not capped or partition_only:
-        return _count_all(keys, spec.primary_key), True
-    assert prepared.count_limit is not None
-    cap = max(prepared.count_limit, top)
-    seen = int(keys.limit(cap + 1).count_rows())
-    return (cap, False) if seen > cap else (seen, True)
 
 
 def _count_all(keys: Any, pk: str) -> int:
@@ -137,22 +148,19 @@ def _count_all(keys: Any, pk: str) -> int:
     return int(counted[0]) if counted else 0
 
 
-def _page_keys(
-    matched: Any, pk: str, column: str, descending: bool, offset: int, top: int
-) -> pa.Array:
-    """The page's keys in page order: a top-k on (sort column, pk), then a slice."""
+def _page_keys(matched: Any, pk: str, column: str, descending: bool, top: int) -> pa.Array:
+    """The first ``top`` keys in page order: a top-k on (sort column, pk)."""
     by = [column] if column == pk else [column, pk]
     order = [descending] if column == pk else [descending, False]
     head = matched.select(*dict.fromkeys([column, pk])).sort(by, desc=order).limit(top)
-    table = head.to_arrow()
-    return table.column(pk).slice(offset, top - offset).combine_chunks()
+    return head.to_arrow().column(pk).combine_chunks()
 
 
 def _page_rows(frame: Any, spec: Any, visible: Expr, keys: pa.Array) -> pa.Table:
     """Whole rows for the page's keys only, in the keys' order."""
     pk = spec.primary_key
     wanted = in_(pk, tuple(keys.to_pylist()), spec.schema.field(pk).type)
-    rows = where(frame, and_(visible, wanted)).to_arrow()
+    rows = where(frame, and_(wanted, visible)).to_arrow()  # the key first: it prunes
     rows = _as_schema(rows, spec.schema)
     positions = pc.index_in(keys, value_set=rows.column(pk))
     return rows.take(positions)

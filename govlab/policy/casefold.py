@@ -37,6 +37,21 @@ def contains(value: str, term: str) -> bool:
     return fold(term) in fold(value)
 
 
+def caseless_regex(term: str) -> str:
+    """A regular expression that finds ``term`` under this definition, for engines whose
+    fastest match is a regex (Daft's Rust ``regex``): each ASCII letter becomes a
+    two-letter class (``[aA]``), every other character a ``\\x{...}`` code-point escape,
+    so nothing in the term is ever read as regex syntax and no ``(?i)`` Unicode folding
+    applies."""
+    parts = []
+    for char in term:
+        if char in ASCII_UPPER or char in ASCII_LOWER:
+            parts.append(f"[{char.lower()}{char.upper()}]")
+        else:
+            parts.append(f"\\x{{{ord(char):X}}}")
+    return "".join(parts)
+
+
 def has_ascii_letter(text: str) -> bool:
     """Whether folding can change ``text`` (without a letter a plain match suffices)."""
     return fold(text) != text.translate(str.maketrans(ASCII_LOWER, ASCII_UPPER))
