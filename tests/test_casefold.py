@@ -92,3 +92,24 @@ def test_ascii_folding_is_length_preserving_and_idempotent() -> None:
 def test_key_pass_matcher_on_dictionary_values() -> None:
     values = pa.array(["İx", "ix", "IX", None]).dictionary_encode()
     assert key_pass_contains(values, "IX").to_pylist() == [False, True, True, None]
+
+
+def test_the_page_cache_key_folds_exactly_as_the_search_does(seeded) -> None:  # type: ignore[no-untyped-def]
+    """Two queries share a cached page only when they match the same rows: ASCII case
+    does not matter, any other character does (``MÜLLER`` is not ``müller``)."""
+    from govlab.keys import derive_keys
+    from govlab.policy import Principal
+    from govlab.search import GovernedSearch, SearchQuery
+    from govlab.service.cache import page_key
+    from tests.conftest import TEST_SECRET
+
+    searcher = GovernedSearch(seeded)
+    keys = derive_keys(TEST_SECRET.encode())
+
+    def key(q: str) -> str:
+        prepared = searcher.prepare("healthcare", "delta", Principal("admin"), SearchQuery(q=q))
+        return page_key(prepared, Principal("admin"), keys)
+
+    assert key("MULLER") == key("muller") == key("MuLlEr")
+    assert key("MÜLLER") != key("müller")
+    assert key("İx") != key("ix")

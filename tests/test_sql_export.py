@@ -261,3 +261,16 @@ def test_spark_runs_the_exported_filter(raw_tables: dict[str, pa.Table]) -> None
         assert got == {r["patient_id"] for r in _expected_rows(table, "healthcare", plan)}
     finally:
         spark.stop()
+
+
+def test_the_policy_layer_imports_neither_daft_ray_nor_sqlglot() -> None:
+    """Targets load on first use: importing the policy layer pulls in no engine."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, govlab.policy, govlab.policy.access, govlab.policy.compile, "
+        "govlab.search; print(sorted(m for m in ('daft', 'ray', 'sqlglot') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

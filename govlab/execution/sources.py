@@ -16,6 +16,7 @@ Columns come back in the spec's order and types, as from every engine.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,11 +33,18 @@ POINTER = "CURRENT"
 VERSION_OFFSET = "govlab.version-offset"  # as the Iceberg engine records it
 
 
+#: Daft's scan warnings that a table without a partition filter is read whole: govlab
+#: means that (a role without a region filter sees every partition), so they are noise.
+_FULL_SCAN_LOGGERS = ("daft.io.delta_lake.delta_lake_scan", "daft.io.iceberg.iceberg_scan")
+
+
 def import_daft() -> Any:
     """Daft, imported with its usage reporting off (it calls out on import)."""
     quiet_third_parties()
     import daft
 
+    for name in _FULL_SCAN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     return daft
 
 

@@ -23,6 +23,7 @@ import redis
 from govlab.config import cache_ttl
 from govlab.keys import DerivedKeys
 from govlab.policy import Principal
+from govlab.policy.casefold import fold
 from govlab.search import GovernedSearch, Prepared, SearchQuery
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def page_key(prepared: Prepared, principal: Principal, keys: DerivedKeys) -> str
         "policy": prepared.policy.version,
         "role": prepared.plan.role,
         "attrs": principal.attrs,
-        "q": prepared.query.q.lower(),
+        "q": fold(prepared.query.q),  # equal keys exactly for queries that match alike
         "sort": [prepared.sort.column, prepared.sort.descending],
         "page": prepared.query.page,
         "size": prepared.query.page_size,
