@@ -9,7 +9,10 @@ two-phase plan:
    ``max(count_limit, offset + page size) + 1`` keys, and getting them all means the
    page says ``totalExact: false`` with that bound as ``total``, a lower bound as the
    in-process total is (which may stop later, at a row-group boundary). Filters on the
-   partition column alone, other orders and ``exactTotal`` count every match.
+   partition column alone, other orders and ``exactTotal`` count every match (from
+   file metadata where that is exact). In key order the keys are first looked for in a
+   window of the key range (``_first_keys``), so Daft skips the row groups beyond it
+   by their statistics, as the in-process engine does.
 2. **Rows.** Whole rows for those keys only (``pk in keys`` and the filter again),
    put in page order.
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -30,7 +34,7 @@ import pyarrow.compute as pc
 from govlab import config
 from govlab.errors import GovlabError
 from govlab.execution.sources import DaftSource, import_daft
-from govlab.policy.ast import AlwaysTrue, Expr, and_, columns_of, in_
+from govlab.policy.ast import AlwaysTrue, Cmp, Expr, and_, columns_of, in_
 from govlab.policy.compile import compile_to
 
 if TYPE_CHECKING:
@@ -99,11 +103,17 @@ def _page(prepared: Prepared, visible: Expr) -> DaftPage:
     matched = where(frame, visible)
     offset = (query.page - 1) * query.page_size
     top = offset + query.page_size
-    if _capped(prepared, visible):
-        keys, total, exact = _capped_keys(matched, prepared, top)
+    capped = _capped(prepared, visible)
+    bound = max(prepared.count_limit or 0, top)
+    need = bound + 1 if capped else top
+    if sort.column == spec.primary_key:
+        keys = _first_keys(frame, matched, source, prepared, need)
     else:
-        total, exact = _count_all(matched.select(spec.primary_key), spec.primary_key), True
-        keys = _page_keys(matched, spec.primary_key, sort.column, sort.descending, top)
+        keys = _page_keys(matched, spec.primary_key, sort.column, sort.descending, need)
+    if capped:
+        total, exact = (bound, False) if len(keys) > bound else (len(keys), True)
+    else:
+        total, exact = _count(frame, matched, visible, prepared), True
     page_keys = keys.slice(offset, query.page_size) if offset < len(keys) else keys.slice(0, 0)
     if len(page_keys) == 0:
         return DaftPage(spec.schema.empty_table(), total, exact)
@@ -120,16 +130,73 @@ def _capped(prepared: Prepared, visible: Expr) -> bool:
     return prepared.count_limit is not None and pk_order and not partition_only
 
 
-def _capped_keys(matched: Any, prepared: Prepared, top: int) -> tuple[pa.Array, int, bool]:
-    """One pass for count and keys: the first ``max(limit, top) + 1`` keys in page order.
-    Fewer than that: every match was seen, the count is exact; else it is the bound."""
-    assert prepared.count_limit is not None
+def _count(frame: Any, matched: Any, visible: Expr, prepared: Prepared) -> int:
+    """Every match. From file metadata when nothing or only partitions are filtered
+    (Delta and Parquet; Daft's Iceberg count ignores a partition filter: aggregated)."""
+    pk = prepared.spec.primary_key
+    if isinstance(visible, AlwaysTrue):
+        return int(frame.count_rows())
+    partition_only = columns_of(visible) <= {prepared.spec.partition_by}
+    if partition_only and prepared.engine.name != "iceberg":
+        return int(matched.count_rows())
+    return _count_all(matched.select(pk), pk)
+
+
+# ---------------------------------------------------------------------- key windows
+#: Key windows tried before a full top-k: each ``WINDOW_GROWTH`` times the last.
+MAX_WINDOWS = 6
+WINDOW_GROWTH = 4
+WINDOW_SLACK = 4  # the first window holds this many times the keys needed, if spread evenly
+_ranges: dict[tuple[str, str, int], tuple[int, int, int]] = {}
+_ranges_lock = threading.Lock()
+
+
+def _first_keys(
+    frame: Any, matched: Any, source: DaftSource, prepared: Prepared, need: int
+) -> pa.Array:
+    """The first ``need`` matching keys in primary-key order, reading a window of keys
+    first. Files keep rows in key order, so ``pk < lo + width`` lets Daft skip every row
+    group beyond the window by its statistics; when the window holds ``need`` matches
+    they are the first ``need`` overall (every key outside it comes later). Otherwise a
+    wider window, and after ``MAX_WINDOWS`` the whole table. Only for integer keys."""
     spec, sort = prepared.spec, prepared.sort
-    bound = max(prepared.count_limit, top)
-    keys = _page_keys(matched, spec.primary_key, sort.column, sort.descending, bound + 1)
-    if len(keys) > bound:
-        return keys.slice(0, top), bound, False
-    return keys, len(keys), True
+    pk = spec.primary_key
+    full = partial(_page_keys, matched, pk, pk, sort.descending)
+    if not pa.types.is_integer(spec.schema.field(pk).type):
+        return full(need)
+    lo, hi, rows = _key_range(frame, source, prepared)
+    if rows == 0:
+        return full(need)
+    daft = import_daft()
+    width = max(need, WINDOW_SLACK * need * max(1, (hi - lo + 1) // rows))
+    for _ in range(MAX_WINDOWS):
+        if width > hi - lo:
+            break
+        edge = daft.col(pk) > hi - width if sort.descending else daft.col(pk) < lo + width
+        keys = _page_keys(matched.where(edge), pk, pk, sort.descending, need)
+        if len(keys) >= need:
+            return keys
+        width *= WINDOW_GROWTH
+    return full(need)
+
+
+def _key_range(frame: Any, source: DaftSource, prepared: Prepared) -> tuple[int, int, int]:
+    """(min key, max key, rows) of the pinned version, from statistics, once per version."""
+    cache_key = (source.fmt, source.location(prepared.spec.name), prepared.version)
+    with _ranges_lock:
+        known = _ranges.get(cache_key)
+    if known is not None:
+        return known
+    daft = import_daft()
+    pk = prepared.spec.primary_key
+    stats = frame.agg(daft.col(pk).min().alias("lo"), daft.col(pk).max().alias("hi"))
+    lo, hi = stats.to_pydict()["lo"][0], stats.to_pydict()["hi"][0]
+    found = (0, 0, 0) if lo is None else (int(lo), int(hi), int(frame.count_rows()))
+    with _ranges_lock:
+        if len(_ranges) > 256:
+            _ranges.clear()
+        _ranges[cache_key] = found
+    return found
 
 
 def where(frame: Any, expr: Expr) -> Any:
@@ -159,8 +226,11 @@ def _page_keys(matched: Any, pk: str, column: str, descending: bool, top: int) -
 def _page_rows(frame: Any, spec: Any, visible: Expr, keys: pa.Array) -> pa.Table:
     """Whole rows for the page's keys only, in the keys' order."""
     pk = spec.primary_key
-    wanted = in_(pk, tuple(keys.to_pylist()), spec.schema.field(pk).type)
-    rows = where(frame, and_(wanted, visible)).to_arrow()  # the key first: it prunes
+    dtype = spec.schema.field(pk).type
+    listed = keys.to_pylist()
+    # the key range first: Daft skips row groups by their statistics on it (not on IN)
+    span = and_(Cmp(pk, ">=", min(listed), dtype), Cmp(pk, "<=", max(listed), dtype))
+    rows = where(frame, and_(span, in_(pk, tuple(listed), dtype), visible)).to_arrow()
     rows = _as_schema(rows, spec.schema)
     positions = pc.index_in(keys, value_set=rows.column(pk))
     return rows.take(positions)
