@@ -295,3 +295,20 @@ def test_cli_export(seeded: Settings, tmp_path: Path, capsys: pytest.CaptureFixt
     denied += ["--out", str(tmp_path / "no"), "--data-dir", str(seeded.data_dir)]
     assert main(denied) == 3
     assert "needs can_export" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_key_windows_find_the_same_first_keys(seeded: Settings, fmt: str) -> None:
+    """Small count limits make the key-window path run (a window of the key range,
+    widened when it holds too few matches, then the whole table), in both directions,
+    for dense, sparse and absent matches."""
+    from govlab.execution import daft as backend
+
+    for limit in (5, 50):
+        capped = dataclasses.replace(seeded, count_limit=limit)
+        for sort in (None, "-patient_id"):
+            for role, q in (("admin", ""), ("admin", "asthma"), ("clinician", "asthma"),
+                            ("analyst", "e"), ("admin", "zzzz-none")):  # fmt: skip
+                for page in (1, 3):
+                    compare(capped, "healthcare", fmt, role, SearchQuery.parse(q, page, 7, sort))
+    assert backend._ranges  # the key range was read (and cached) for the windows
