@@ -312,3 +312,26 @@ def test_key_windows_find_the_same_first_keys(seeded: Settings, fmt: str) -> Non
                 for page in (1, 3):
                     compare(capped, "healthcare", fmt, role, SearchQuery.parse(q, page, 7, sort))
     assert backend._ranges  # the key range was read (and cached) for the windows
+
+
+def test_export_from_and_to_the_s3_server(
+    seeded: Settings, s3_env: str, tmp_path: Path, raw_tables: dict[str, pa.Table]
+) -> None:
+    """Tables on the S3 server, the export target a prefix there: the files, then the
+    manifest, land on the server."""
+    import pyarrow.fs as pafs
+
+    settings = Settings(data_dir=tmp_path / "data")
+    shutil.copytree(seeded.data_dir, settings.data_dir)
+    store = ObjectStore.from_env()
+    assert store is not None
+    publish(settings, "parquet", "healthcare", store)
+    target = s3_env + "/exports/analyst"
+    result = export_parquet(settings, _grant(settings), "parquet", target)
+    filesystem, root = store.arrow_filesystem()
+    path = root + "/exports/analyst"
+    assert filesystem.get_file_info(path + "/" + MANIFEST).type == pafs.FileType.File
+    table = ds.dataset(path, filesystem=filesystem, format="parquet").to_table()
+    assert table.num_rows == result.rows > 0
+    raw_ssn = set(raw_tables["healthcare"].column("ssn").to_pylist())
+    assert set(table.column("ssn").to_pylist()).isdisjoint(raw_ssn)

@@ -32,6 +32,7 @@ from govlab.catalog import get_dataset
 from govlab.config import Settings
 from govlab.errors import BadRequest, GovlabError
 from govlab.execution.daft import DaftFailed, ensure_runner, where
+from govlab.execution.objectstore import ObjectStore
 from govlab.execution.sources import import_daft, source
 from govlab.keys import MaskKeys, derive_keys
 from govlab.masks import apply_mask
@@ -122,7 +123,9 @@ def _export(
     projection = _projection(spec.schema, plan.mask_plan, spec.name, settings.data_dir)
     local = "://" not in target
     staging = _staging(target) if local else target
-    io_config = tables.store.daft_io_config() if tables.store else None
+    # the target's own store settings (it may be a bucket while the tables are local)
+    out_store = None if local else ObjectStore(target, config.s3_endpoint(), config.s3_region())
+    io_config = out_store.daft_io_config() if out_store else None
     written = files = 0
     try:
         for value, rows in slices:
@@ -144,7 +147,7 @@ def _export(
             masked=tuple(sorted(plan.masks)),
             seconds=time.perf_counter() - started,
         )
-        _write_manifest(staging, result_info, local, tables)
+        _write_manifest(staging, result_info, out_store)
         if local:
             Path(staging).rename(target)
     except BaseException:
@@ -197,14 +200,14 @@ def _staging(target: str) -> str:
     return str(staging)
 
 
-def _write_manifest(staging: str, result: ExportResult, local: bool, tables: Any) -> None:
+def _write_manifest(staging: str, result: ExportResult, store: ObjectStore | None) -> None:
+    """Written last: on an object store its presence is what says the export is whole."""
     body = json.dumps(result.to_json(), indent=2).encode()
-    if local:
+    if store is None:
         (Path(staging) / MANIFEST).write_bytes(body)
         return
-    filesystem, _ = tables.store.arrow_filesystem()
-    path = staging.split("://", 1)[1].rstrip("/") + "/" + MANIFEST
-    with filesystem.open_output_stream(path) as out:
+    filesystem, path = store.arrow_filesystem()
+    with filesystem.open_output_stream(path.rstrip("/") + "/" + MANIFEST) as out:
         out.write(body)
 
 
