@@ -17,8 +17,8 @@ import yaml
 from pydantic import ValidationError
 
 from govlab import masks
-from govlab.errors import AccessDenied, PolicyError
 from govlab.catalog import DatasetSpec
+from govlab.errors import AccessDenied, PolicyError
 from govlab.policy.ast import Expr
 from govlab.policy.attributes import check_attributes, scalar_problem
 from govlab.policy.bind import bind_filter

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from govlab.catalog import get_dataset
 from govlab.config import DEFAULT_GOVERNANCE_DIR, Settings
 from govlab.config import governance_dir as governance_dir_from_env
-from govlab.catalog import get_dataset
 from govlab.policy import LoadedPolicy, parse_policy, validate_policy
 from govlab.policy.access import Action, Grant
 
