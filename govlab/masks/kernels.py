@@ -32,9 +32,7 @@ def unwrap(dtype: pa.DataType) -> pa.DataType:
 
 def is_text(dtype: pa.DataType) -> bool:
     t = unwrap(dtype)
-    return bool(
-        pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
-    )
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
 
 
 def is_date_like(dtype: pa.DataType) -> bool:
