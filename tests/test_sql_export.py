@@ -262,8 +262,21 @@ def test_spark_runs_the_exported_filter(raw_tables: dict[str, pa.Table]) -> None
         plan, result = exported("healthcare", "analyst", "spark")
         for statement in result.statements:
             spark.sql(statement.replace("CREATE OR REPLACE VIEW", "CREATE OR REPLACE TEMP VIEW"))
-        got = {r["patient_id"] for r in spark.sql("SELECT patient_id FROM v").collect()}
-        assert got == {r["patient_id"] for r in _expected_rows(table, "healthcare", plan)}
+        expected = {r["patient_id"]: r for r in _expected_rows(table, "healthcare", plan)}
+        got = {r["patient_id"]: r.asDict() for r in spark.sql("SELECT * FROM v").collect()}
+        assert got.keys() == expected.keys() and got
+        for key, row in got.items():
+            for column in plan.masks:  # masked as govlab masks, or withheld (NULL)
+                want = None if column in result.withheld else expected[key][column]
+                assert row[column] == want, column
+        # the hazard the export exists for: Spark reads the display text's "region" as
+        # a string, so a != rule selects every row where the export selects the right ones
+        rule = Cmp("region", "!=", "NE", pa.string())
+        display = spark.sql(f"SELECT count(*) AS n FROM src WHERE {to_sql(rule)}").first()
+        exported_sql = f"SELECT count(*) AS n FROM src WHERE {filter_sql(rule, 'spark')}"
+        right = spark.sql(exported_sql).first()
+        assert display["n"] == table.num_rows
+        assert right["n"] == sum(1 for r in table.to_pylist() if r["region"] != "NE")
     finally:
         spark.stop()
 
