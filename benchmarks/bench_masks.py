@@ -27,9 +27,10 @@ import pyarrow.compute as pc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from govlab.keys import derive_keys
 from govlab.masks import MASK_NAMES, apply_mask
 
-KEY = b"bench-key-0123456789abcdef0123456789abcdef"
+KEYS = derive_keys(b"bench-key-0123456789abcdef0123456789abcdef").masks
 FIRST = ["John", "Mary", "Ann", "José", "Li", "Fatima", "Olga", "Kwame", "Sven", "Aiko"]
 LAST = ["Smith", "Lee", "García", "Okafor", "Nguyen", "Müller", "Rossi", "Kowalski"]
 CITIES = ["Springfield", "Riverside", "Fairview", "Salem", "Madison", "Georgetown"]
@@ -106,7 +107,7 @@ def bench(rows: int, repeat: int, seed: int, only: list[str] | None) -> list[dic
         times = []
         for _ in range(repeat):
             t0 = time.perf_counter()
-            out = apply_mask(name, {}, values, KEY)
+            out = apply_mask(name, {}, values, KEYS)
             times.append(time.perf_counter() - t0)
             assert len(out) == rows
         best = min(times)

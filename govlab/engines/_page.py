@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from govlab.engines import _text
 from govlab.engines._common import normalise
-from govlab.engines._snapshot import RowGroup, Snapshot, _group_id
+from govlab.engines._snapshot import RowGroup, Snapshot
 from govlab.generators.base import DatasetSpec
 from govlab.policy.ast import AlwaysFalse, AlwaysTrue, Expr, columns_of
 from govlab.policy.compile import to_arrow
@@ -161,33 +161,35 @@ class _KeyPass:
     def read(self, groups: list[RowGroup], first: int) -> None:
         """Add the matches of ``groups`` (``first`` is the index of ``groups[0]``)."""
         plan = self.plan
-        index = {_group_id(g.fragment): first + i for i, g in enumerate(groups)}
-        filters = {_group_id(g.fragment): self._group_filter(g) for g in groups}
-        live = [g for g in groups if not isinstance(filters[_group_id(g.fragment)], AlwaysFalse)]
+        filters = [self._group_filter(g) for g in groups]
+        live = [i for i, f in enumerate(filters) if not isinstance(f, AlwaysFalse)]
         if not live:
             return
-        columns = self._columns(filters.values())
-        dataset = self.snapshot.reader([g.fragment for g in live], plan.dictionary)
-        scanner = dataset.scanner(columns=columns, filter=plan.scan_filter)
-        tagged_batches = (t for t in scanner.scan_batches() if t.record_batch.num_rows)
+        columns = self._columns(filters)
+        dataset = self.snapshot.reader([groups[i].fragment for i in live], plan.dictionary)
+        # each batch says which fragment it came from as a column: cheaper than asking
+        # Arrow for the fragment object (which rebuilds its row-group statistics)
+        scanner = dataset.scanner(columns=[*columns, _FRAGMENT], filter=plan.scan_filter)
+        jobs = (
+            (first + live[fragment], part, filters[live[fragment]])
+            for batch in scanner.to_batches()
+            for fragment, part in _by_fragment(batch)
+        )
         if len(live) <= _INLINE_GROUPS:  # a hand-off to the pool costs more than it saves
-            for tagged in tagged_batches:
-                key = _group_id(tagged.fragment)
-                self._add(index[key], self._matching_keys(tagged.record_batch, filters[key]))
+            for group, part, row_filter in jobs:
+                self._add(group, self._matching_keys(part, row_filter))
             return
         pool = _fetch_pool()
         pending: deque[tuple[int, Future[pa.Array]]] = deque()
         # batches are matched on the pool (Arrow compute releases the GIL), a few at a time
-        for tagged in tagged_batches:
-            key = _group_id(tagged.fragment)
-            job = pool.submit(self._matching_keys, tagged.record_batch, filters[key])
-            pending.append((index[key], job))
+        for group, part, row_filter in jobs:
+            pending.append((group, pool.submit(self._matching_keys, part, row_filter)))
             if len(pending) > 2 * _pool_workers:
-                group, job = pending.popleft()
-                self._add(group, job.result())
+                done, job = pending.popleft()
+                self._add(done, job.result())
         while pending:
-            group, job = pending.popleft()
-            self._add(group, job.result())
+            done, job = pending.popleft()
+            self._add(done, job.result())
 
     def _group_filter(self, group: RowGroup) -> Expr | None:
         """The plan's filter with the group's partition values bound in (a filter on
@@ -250,6 +252,25 @@ class _KeyPass:
             table = table.filter(keep)
         table = table.sort_by([("k", self._order)]).slice(offset, limit)
         return table.column("k").combine_chunks(), table.column("g")
+
+
+_FRAGMENT = "__fragment_index"  # Arrow's special column: the batch's fragment
+
+
+def _by_fragment(batch: pa.RecordBatch) -> list[tuple[int, pa.RecordBatch]]:
+    """The batch without its fragment-index column, per fragment (a scanner batch comes
+    from one fragment; should one ever mix them, its rows are split by fragment)."""
+    index = batch.column(batch.num_columns - 1)
+    data = batch.select(range(batch.num_columns - 1))
+    if data.num_rows == 0:
+        return []
+    low, high = pc.min_max(index).values()
+    if low.as_py() == high.as_py():
+        return [(low.as_py(), data)]
+    return [
+        (fragment, data.filter(pc.equal(index, fragment)))
+        for fragment in pc.unique(index).to_pylist()
+    ]
 
 
 def _first_keys(key_pass: _KeyPass, groups: list[RowGroup], count_to: int | None) -> bool:
