@@ -57,22 +57,31 @@ class DaftFailed(GovlabError):
 
 def ensure_runner() -> str:
     """Point Daft at its runner once per process: Ray when ``GOVLAB_RAY_ADDRESS`` is set
-    (or this process already joined a Ray cluster), else the native runner."""
+    (or this process already joined a Ray cluster), else the native runner. Daft fixes
+    its runner at the first query: a process that already ran Daft natively keeps that
+    runner, and asking it for Ray then is an error rather than a silent local run."""
     global _runner
     with _runner_lock:
         if _runner is not None:
             return _runner
         daft = import_daft()
         address = config.ray_address()
-        if address is None and _ray_initialized():
-            daft.set_runner_ray(noop_if_initialized=True)
-            _runner = "ray"
-        elif address is not None:
-            daft.set_runner_ray(address=address, noop_if_initialized=True)
-            _runner = "ray"
-        else:
-            daft.set_runner_native()
-            _runner = "native"
+        wanted = "ray" if address is not None or _ray_initialized() else "native"
+        try:
+            if wanted == "ray":
+                daft.set_runner_ray(address=address, noop_if_initialized=True)
+            else:
+                daft.set_runner_native()
+        except Exception as exc:
+            if "more than once" not in str(exc):
+                raise
+            current = str(daft.get_or_infer_runner_type())
+            if current != wanted:
+                raise DaftFailed(
+                    f"Daft already runs on its {current} runner in this process; "
+                    f"GOVLAB_RAY_ADDRESS needs a process that has not run Daft yet"
+                ) from None
+        _runner = wanted
         return _runner
 
 
