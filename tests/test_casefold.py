@@ -1,7 +1,7 @@
 """What case-insensitive means, identically in every target (``policy/casefold.py``).
 
 ASCII letters fold, every other character only matches itself. The oracle, the Arrow
-expression, the in-process key-pass matcher (``engines._text.contains``), Daft and the
+expression, the in-process key-pass matcher (``search.text_match.contains``), Daft and the
 exported SQL on DuckDB and SQLite must select the same rows for the same term, on
 text full of characters whose Unicode case mappings differ between engines.
 """
@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from govlab.engines._text import contains as key_pass_contains
 from govlab.policy import casefold
 from govlab.policy.ast import Contains
 from govlab.policy.compile import matches, to_arrow
+from govlab.search.text_match import contains as key_pass_contains
 from tests.target_helpers import daft_ids, duckdb_ids, sqlite_export_ids, text_rows
 
 # Characters whose lower/upper/fold mappings differ between Python, Rust, ICU, RE2,

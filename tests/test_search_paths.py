@@ -1,4 +1,4 @@
-"""The key pass of the primary-key page (``engines._page.pk_page``, ``engines._text``).
+"""The key pass of the primary-key page (``search.paging.pk_page``, ``search.text_match``).
 
 It evaluates the row filter itself (cheap conjuncts first, leaves on dictionary
 columns once per entry, text on the rows left) and keeps only what the page and the
@@ -28,8 +28,7 @@ import pyarrow.compute as pc
 import pytest
 
 from govlab.config import Settings
-from govlab.engines import FORMATS, _text, get_engine
-from govlab.engines._page import _first_keys, _KeyPass, key_plan, pk_page
+from govlab.engines import FORMATS, get_engine
 from govlab.generators import get_dataset
 from govlab.generators.base import DatasetSpec
 from govlab.policy import Principal, casefold
@@ -48,7 +47,8 @@ from govlab.policy.ast import (
     and_,
 )
 from govlab.policy.compile import matches, to_arrow
-from govlab.search import GovernedSearch, SearchQuery
+from govlab.search import GovernedSearch, SearchQuery, text_match
+from govlab.search.paging import _first_keys, _KeyPass, key_plan, pk_page
 
 SPEC = get_dataset("healthcare")
 PK = SPEC.primary_key
@@ -245,9 +245,9 @@ def test_text_leaves_match_as_arrow_does(column: str, term: str) -> None:
     leaf = Contains(column, term)
     dictionary = frozenset({"d"})
     want = _arrow_true(leaf, batch)
-    assert np.array_equal(_text.true_mask(leaf, batch, None, dictionary), want)
+    assert np.array_equal(text_match.true_mask(leaf, batch, None, dictionary), want)
     rows = np.arange(0, batch.num_rows, 3)
-    assert np.array_equal(_text.true_mask(leaf, batch, rows, dictionary), want[rows])
+    assert np.array_equal(text_match.true_mask(leaf, batch, rows, dictionary), want[rows])
 
 
 def _random_leaf(rng: np.random.Generator) -> Expr:
@@ -279,16 +279,16 @@ def test_random_filters_select_what_arrow_selects() -> None:
     batch = _trap_batch(600, seed=5)
     for _ in range(300):
         expr = _random_expr(rng)
-        got = _text.true_mask(expr, batch, None, frozenset({"d"}))
+        got = text_match.true_mask(expr, batch, None, frozenset({"d"}))
         assert np.array_equal(got, _arrow_true(expr, batch)), expr
 
 
 def test_partition_values_decide_their_leaves() -> None:
     schema = pa.schema([("region", pa.string()), ("x", pa.int64())])
     expr = and_(In("region", ("NE", "SW"), pa.string()), Cmp("x", ">", 3, pa.int64()))
-    assert _text.bind_constants(expr, {"region": "NE"}, schema) == Cmp("x", ">", 3, pa.int64())
-    assert isinstance(_text.bind_constants(expr, {"region": "W"}, schema), AlwaysFalse)
-    assert _text.bind_constants(IsNull("region"), {"region": None}, schema) == AlwaysTrue()
+    assert text_match.bind_constants(expr, {"region": "NE"}, schema) == Cmp("x", ">", 3, pa.int64())
+    assert isinstance(text_match.bind_constants(expr, {"region": "W"}, schema), AlwaysFalse)
+    assert text_match.bind_constants(IsNull("region"), {"region": None}, schema) == AlwaysTrue()
 
 
 # ---------------------------------------------------------------------- the key pass

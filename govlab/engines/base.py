@@ -14,13 +14,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
-from govlab.generators.base import DatasetSpec
+from govlab.catalog import DatasetSpec
 
-if TYPE_CHECKING:  # the write path does not import the policy layer
+if TYPE_CHECKING:  # the write path imports neither the policy layer nor pyarrow.dataset
+    from govlab.engines.snapshot import Snapshot
     from govlab.policy.ast import Expr
 
-ProgressFn = Callable[[int], None]
-"""Called with the number of rows written so far (monotonic)."""
+RowsWrittenFn = Callable[[int], None]
+"""Called by an engine's write with the number of rows written so far (monotonic);
+``govlab.seeding.ProgressFn`` adds the total for its callers."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class Engine(Protocol):
         self,
         spec: DatasetSpec,
         batches: Iterable[pa.RecordBatch],
-        progress: ProgressFn | None = None,
+        progress: RowsWrittenFn | None = None,
     ) -> TableInfo:
         """Replace the table with these rows as one new version, atomically, under a lock."""
         ...
@@ -65,7 +67,7 @@ class Engine(Protocol):
 
     def count(self, spec: DatasetSpec, row_filter: Expr, version: int | None = None) -> int: ...
 
-    def snapshot(self, spec: DatasetSpec, version: int | None = None) -> Any:
-        """The version as an Arrow snapshot (``engines._common.Snapshot``) for the fast
+    def snapshot(self, spec: DatasetSpec, version: int | None = None) -> Snapshot | None:
+        """The version as an Arrow snapshot (``engines.snapshot``) for the fast
         primary-key page path, or None where only ``scan`` applies."""
         ...

@@ -24,24 +24,23 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 from deltalake import ColumnProperties, DeltaTable, WriterProperties, write_deltalake
 
-from govlab.engines._common import (
+from govlab.engines.arrow_dataset import ArrowDatasetEngine, SnapshotCache
+from govlab.engines.base import RowsWrittenFn, TableInfo
+from govlab.engines.writing import (
     DATA_PAGE_BYTES,
     DICTIONARY_LIMIT_BYTES,
     ROW_GROUP_ROWS,
-    ArrowDatasetEngine,
     CountingBatches,
-    SnapshotCache,
     dictionary_columns,
     seed_lock,
 )
-from govlab.engines.base import ProgressFn, TableInfo
 from govlab.errors import BadRequest, TableNotFound
 from govlab.generators.base import DatasetSpec
 
 if TYPE_CHECKING:  # the read path: pyarrow.dataset imports pandas, seeds need neither
     import pyarrow.dataset as ds
 
-    from govlab.engines._snapshot import Snapshot
+    from govlab.engines.snapshot import Snapshot
 
 TABLE_CONFIGURATION: dict[str, str | None] = {
     "delta.enableChangeDataFeed": "true",
@@ -74,7 +73,7 @@ class DeltaEngine(ArrowDatasetEngine):
         self,
         spec: DatasetSpec,
         batches: Iterable[pa.RecordBatch],
-        progress: ProgressFn | None = None,
+        progress: RowsWrittenFn | None = None,
     ) -> TableInfo:
         path = self.path(spec.name)
         stream = CountingBatches(spec.schema, batches, progress)
@@ -100,7 +99,7 @@ class DeltaEngine(ArrowDatasetEngine):
                     target_file_size=TARGET_FILE_SIZE,
                     writer_properties=WriterProperties(
                         max_row_group_size=ROW_GROUP_ROWS,
-                        compression="UNCOMPRESSED",  # as every format (_common.COMPRESSION)
+                        compression="UNCOMPRESSED",  # as every format (writing.COMPRESSION)
                         data_page_size_limit=DATA_PAGE_BYTES,
                         dictionary_page_size_limit=DICTIONARY_LIMIT_BYTES,
                         column_properties=columns,
@@ -171,7 +170,7 @@ class DeltaEngine(ArrowDatasetEngine):
         try:
             st = (path / "_delta_log" / f"{chosen:020d}.json").stat()
         except FileNotFoundError:  # an old commit whose log entry was cleaned up
-            from govlab.engines._snapshot import Snapshot
+            from govlab.engines.snapshot import Snapshot
 
             return Snapshot(self._build_dataset(path, chosen))
         key = (str(path), chosen, st.st_ino, st.st_mtime_ns, st.st_size)

@@ -72,27 +72,24 @@ from pyiceberg.types import (
 )
 
 from govlab.config import Settings
-from govlab.engines._common import (
+from govlab.engines.arrow_dataset import SnapshotCache, needed_columns, normalise, output_schema
+from govlab.engines.base import RowsWrittenFn, TableInfo
+from govlab.engines.iceberg_write import write_data_files
+from govlab.engines.writing import (
     DATA_PAGE_BYTES,
     DICTIONARY_PAGE_BYTES,
     ROW_GROUP_ROWS,
     CountingBatches,
-    SnapshotCache,
     check_dataset_name,
-    needed_columns,
-    normalise,
-    output_schema,
     seed_lock,
 )
-from govlab.engines.base import ProgressFn, TableInfo
-from govlab.engines.iceberg_write import write_data_files
 from govlab.errors import BadRequest, TableNotFound
 from govlab.generators.base import DatasetSpec
 
 if TYPE_CHECKING:  # imported where used: seeding needs neither SQLAlchemy nor policies
     from pyiceberg.catalog.sql import SqlCatalog
 
-    from govlab.engines._snapshot import Snapshot as ArrowSnapshot
+    from govlab.engines.snapshot import Snapshot as ArrowSnapshot
     from govlab.policy.ast import Expr
 
 NAMESPACE = "govlab"
@@ -112,7 +109,7 @@ TABLE_PROPERTIES = {
     # PyIceberg passes this to Arrow as write_batch_size: the page size is only checked
     # every that many rows, so the default (20,000) made pages of 20,000 rows.
     "write.parquet.page-row-limit": str(PAGE_ROW_LIMIT),
-    # Uncompressed, as all three formats write (``engines._common.COMPRESSION``).
+    # Uncompressed, as all three formats write (``engines.writing.COMPRESSION``).
     "write.parquet.compression-codec": "uncompressed",
     # Old metadata JSON files are removed after each commit (the catalog points at the
     # newest); without these every reseed left one more file behind.
@@ -254,7 +251,7 @@ class IcebergEngine:
         self,
         spec: DatasetSpec,
         batches: Iterable[pa.RecordBatch],
-        progress: ProgressFn | None = None,
+        progress: RowsWrittenFn | None = None,
     ) -> TableInfo:
         """One seed: the data files first (``iceberg_write``), then one commit.
 

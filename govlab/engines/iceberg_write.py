@@ -7,7 +7,7 @@ then copies each part again, and takes its encodings from table properties only 
 dictionary size for every column). Here the stream is split as it arrives (a stable
 sort of the partition codes and one ``take`` per batch), each partition's row groups
 are encoded on a thread of its own while the next batches are split, and columns are
-dictionary-encoded as in the other formats (``engines._common.dictionary_columns``).
+dictionary-encoded as in the other formats (``engines.writing.dictionary_columns``).
 
 The files are what PyIceberg writes: Iceberg field ids in the Parquet schema, the
 table's codec and row-group size, column statistics through PyIceberg's own
@@ -39,7 +39,7 @@ from pyiceberg.partitioning import PartitionFieldValue, PartitionKey
 from pyiceberg.table.locations import load_location_provider
 from pyiceberg.table.metadata import TableMetadata
 
-from govlab.engines._common import (
+from govlab.engines.writing import (
     DICTIONARY_LIMIT_BYTES,
     ROW_GROUP_ROWS,
     CountingBatches,

@@ -27,25 +27,24 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from govlab.engines._common import (
+from govlab.engines.arrow_dataset import ArrowDatasetEngine, SnapshotCache
+from govlab.engines.base import RowsWrittenFn, TableInfo
+from govlab.engines.writing import (
     COMPRESSION,
     DATA_PAGE_BYTES,
     DICTIONARY_LIMIT_BYTES,
     ROW_GROUP_ROWS,
-    ArrowDatasetEngine,
     CountingBatches,
-    SnapshotCache,
     dictionary_columns,
     seed_lock,
 )
-from govlab.engines.base import ProgressFn, TableInfo
 from govlab.errors import BadRequest, TableNotFound
 from govlab.generators.base import DatasetSpec
 
 if TYPE_CHECKING:
     import pyarrow.dataset as ds
 
-    from govlab.engines._snapshot import Snapshot
+    from govlab.engines.snapshot import Snapshot
 
 POINTER = "CURRENT"
 MANIFEST = "_govlab.json"
@@ -100,7 +99,7 @@ class ParquetEngine(ArrowDatasetEngine):
         self,
         spec: DatasetSpec,
         batches: Iterable[pa.RecordBatch],
-        progress: ProgressFn | None = None,
+        progress: RowsWrittenFn | None = None,
     ) -> TableInfo:
         table_dir = self.path(spec.name)
         stream = CountingBatches(spec.schema, batches, progress)

@@ -19,7 +19,6 @@ import json
 import shutil
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -39,9 +38,9 @@ from govlab.masks import apply_mask
 from govlab.policy.access import Action, Grant
 from govlab.policy.ast import Cmp as CmpNode
 from govlab.policy.ast import Expr, IsNull, and_
+from govlab.seeding import ProgressFn  # (rows written, rows to write)
 
 MANIFEST = "_govlab_export.json"
-ProgressFn = Callable[[int, int], None]  # (rows written, rows to write)
 
 daft = import_daft()
 

@@ -1,8 +1,9 @@
-"""The page of a governed search in primary-key order, read from an Arrow snapshot.
+"""Both ways a page of a governed search is read, behind one call: :func:`read_page`.
 
-``pk_page`` answers one page and the number of matches reading as little as it can:
+In primary-key order (the default sort) from the engine's Arrow snapshot: ``pk_page``
+answers one page and the number of matches reading as little as it can:
 row groups in key order, a key pass that evaluates the row filter on the few columns
-it needs (``engines._text``) and keeps only the keys that can still be on the page,
+it needs (``search.text_match``) and keeps only the keys that can still be on the page,
 then whole rows decoded from the page's row groups only. Imported by the search, not
 by the write path (seeding never pays for the policy layer's imports).
 """
@@ -14,7 +15,7 @@ from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,12 +23,15 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from govlab.engines import _text
-from govlab.engines._common import normalise
-from govlab.engines._snapshot import RowGroup, Snapshot
+from govlab.engines.arrow_dataset import normalise
+from govlab.engines.snapshot import RowGroup, Snapshot
 from govlab.generators.base import DatasetSpec
-from govlab.policy.ast import AlwaysFalse, AlwaysTrue, Expr, columns_of
+from govlab.policy.ast import AlwaysFalse, AlwaysTrue, Expr, and_, columns_of, in_
 from govlab.policy.compile import to_arrow
+from govlab.search import text_match as _text
+
+if TYPE_CHECKING:
+    from govlab.engines.base import Engine
 
 # Fetching a page's rows: rows decoded past the estimated last key, and the read
 # buffer of each column.
@@ -38,12 +42,86 @@ _FETCH_CODED_ROWS = 16_384  # from this many rows on, coded columns are read as 
 _INLINE_GROUPS = 2
 
 
-# ---------------------------------------------------------------------- pk-ordered page
+# ---------------------------------------------------------------------- one call
 @dataclass(frozen=True)
 class PkPage:
+    """A page's raw rows (masks come later) and the number of matches."""
+
     rows: pa.Table
     total: int
     exact: bool  # False: ``total`` is a lower bound (counting stopped at the count limit)
+
+
+def read_page(
+    engine: Engine,
+    spec: DatasetSpec,
+    version: int,
+    visible: Expr,
+    sort: tuple[str, bool],
+    offset: int,
+    limit: int,
+    count_limit: int | None,
+) -> PkPage:
+    """The page of rows matching ``visible`` in ``sort`` order (column, descending).
+
+    In key order from the engine's snapshot when it has one (stops early, counts up to
+    ``count_limit``); otherwise, and for every other sort, in two steps: the key and
+    sort columns of every match, then whole rows for the page's keys only. Both give
+    the same rows; only the first may report a lower bound.
+    """
+    column, descending = sort
+    if column == spec.primary_key:
+        snapshot = engine.snapshot(spec, version)
+        page = (
+            None
+            if snapshot is None
+            else pk_page(snapshot, spec, visible, descending, offset, limit, count_limit)
+        )
+        if page is not None:
+            return page
+    keys, total = _sorted_keys(engine, spec, version, visible, sort, offset, limit)
+    return PkPage(_rows_of_keys(engine, spec, version, visible, keys), total, True)
+
+
+def _sorted_keys(
+    engine: Engine,
+    spec: DatasetSpec,
+    version: int,
+    visible: Expr,
+    sort: tuple[str, bool],
+    offset: int,
+    limit: int,
+) -> tuple[pa.Array, int]:
+    """Step one reads only the key and sort columns of every visible row."""
+    pk = spec.primary_key
+    column, descending = sort
+    keys = engine.scan(spec, list(dict.fromkeys([column, pk])), visible, version)
+    order = "descending" if descending else "ascending"
+    sort_keys = [(column, order)] + ([(pk, "ascending")] if column != pk else [])
+    total = keys.num_rows
+    if offset >= total:
+        return pa.array([], spec.schema.field(pk).type), total
+    top = offset + limit
+    if top < total:
+        keys = keys.take(pc.select_k_unstable(keys, k=top, sort_keys=sort_keys))
+    ordered = keys.sort_by(sort_keys)
+    return ordered.column(pk).slice(offset, limit).combine_chunks(), total
+
+
+def _rows_of_keys(
+    engine: Engine, spec: DatasetSpec, version: int, visible: Expr, page_keys: pa.Array
+) -> pa.Table:
+    """Step two reads whole rows for the page only, re-applying the row filter."""
+    pk = spec.primary_key
+    if len(page_keys) == 0:
+        return spec.schema.empty_table()
+    wanted = in_(pk, tuple(page_keys.to_pylist()), spec.schema.field(pk).type)
+    rows = engine.scan(spec, spec.schema.names, and_(visible, wanted), version)
+    positions = pc.index_in(page_keys, value_set=rows.column(pk))
+    return rows.take(positions)
+
+
+# ---------------------------------------------------------------------- pk-ordered page
 
 
 def pk_page(
@@ -337,9 +415,9 @@ def _page_rows(
         for g in sorted(set(page_groups.to_pylist()))
     ]
     if len(jobs) == 1:  # one group: its columns are decoded side by side
-        parts = [_group_rows(snapshot, *jobs[0], pk, threads=True)]
+        parts = [_group_rows(snapshot, jobs[0][0], jobs[0][1], pk, threads=True)]
     else:  # decoding releases the GIL: the page's row groups are read side by side
-        parts = list(_fetch_pool().map(lambda job: _group_rows(snapshot, *job, pk), jobs))
+        parts = list(_fetch_pool().map(lambda job: _group_rows(snapshot, job[0], job[1], pk), jobs))
     rows = pa.concat_tables(parts).filter(expr)
     rows = normalise(rows, spec.schema)
     positions = pc.index_in(page_keys, value_set=rows.column(pk))

@@ -1,6 +1,6 @@
 """A bound row filter evaluated on Arrow batches for the key pass, cheapest part first.
 
-The key pass (``engines._page.pk_page``) only needs to know which rows are TRUE, to
+The key pass (``search.paging.pk_page``) only needs to know which rows are TRUE, to
 count them and keep their keys. A scanner filter would evaluate every leaf on every
 row, and Arrow's ``match_substring(ignore_case=True)`` runs RE2 on every value. Here:
 
@@ -234,14 +234,16 @@ def _dictionary_mask(leaf: Leaf, values: pa.DictionaryArray, rows: Rows) -> np.n
         on_null = _plain_mask(leaf, pa.nulls(1, values.dictionary.type))[0]
         picked = pc.take(pa.array(entries), codes)
         return _true(pc.fill_null(picked, bool(on_null)))
-    return entries[codes.to_numpy()]
+    picked_entries: np.ndarray = entries[codes.to_numpy()]
+    return picked_entries
 
 
 def _true(mask: pa.Array) -> np.ndarray:
     """TRUE entries of an Arrow boolean array (NULL is not TRUE) as numpy booleans."""
     if mask.null_count:
         mask = pc.fill_null(mask, False)
-    return mask.to_numpy(zero_copy_only=False)
+    flags: np.ndarray = mask.to_numpy(zero_copy_only=False)
+    return flags
 
 
 def contains(values: pa.Array, term: str) -> pa.Array:

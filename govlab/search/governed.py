@@ -14,20 +14,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from govlab import masks
 from govlab.config import Settings
 from govlab.engines import get_engine
-from govlab.engines._page import PkPage, pk_page
 from govlab.engines.base import Engine
 from govlab.errors import BadRequest
 from govlab.generators import DatasetSpec, get_dataset
 from govlab.keys import DerivedKeys, derive_keys
 from govlab.policy import AccessPlan, LoadedPolicy, Principal
 from govlab.policy.access import AccessControl, Action, authorize
-from govlab.policy.ast import Contains, Expr, and_, in_, or_
+from govlab.policy.ast import Contains, Expr, and_, or_
 from govlab.policy.store import PolicyStore
+from govlab.search.paging import read_page
 
 MAX_PAGE_SIZE = 200
 MAX_QUERY_CHARS = 200
@@ -194,15 +193,19 @@ class GovernedSearch:
         spec, plan, engine, query = prepared.spec, prepared.plan, prepared.engine, prepared.query
         visible = and_(plan.row_filter, text_filter(query.terms, spec, plan))
         paged = getattr(engine, "page", None)  # a Daft source computes the page itself
-        fast = paged(prepared, visible) if paged else self._pk_page(prepared, visible)
-        exact = True
-        if fast is not None:
-            rows, total, exact = fast.rows, fast.total, fast.exact
-        else:
-            page_keys, total = self._page_keys(
-                engine, spec, visible, prepared.sort, query, prepared.version
+        page = paged(prepared, visible) if paged else None
+        if page is None:
+            page = read_page(
+                engine,
+                spec,
+                prepared.version,
+                visible,
+                (prepared.sort.column, prepared.sort.descending),
+                (query.page - 1) * query.page_size,
+                query.page_size,
+                prepared.count_limit,
             )
-            rows = self._page_rows(engine, spec, visible, page_keys, prepared.version)
+        rows, total, exact = page.rows, page.total, page.exact
         masked = masks.mask_table(rows, plan.mask_plan, self.keys.masks, spec.name)
         return {
             "items": to_json_rows(masked),
@@ -219,68 +222,6 @@ class GovernedSearch:
             "pushdown": True,
             "tookMs": round((time.perf_counter() - started) * 1000, 2),
         }
-
-    @staticmethod
-    def _pk_page(prepared: Prepared, visible: Expr) -> PkPage | None:
-        """The page ordered by primary key (the default sort) read from the engine's
-        Arrow snapshot: stops early, counts from metadata or up to the count limit, and
-        reads whole rows from the page's row groups only (``engines._page.pk_page``).
-        None when the engine has no snapshot or the sort is another column; the
-        general two-phase path below then gives the same answer."""
-        spec, sort, query = prepared.spec, prepared.sort, prepared.query
-        if sort.column != spec.primary_key:
-            return None
-        snapshot = prepared.engine.snapshot(spec, prepared.version)
-        if snapshot is None:
-            return None
-        offset = (query.page - 1) * query.page_size
-        return pk_page(
-            snapshot,
-            spec,
-            visible,
-            sort.descending,
-            offset,
-            query.page_size,
-            prepared.count_limit,
-        )
-
-    def _page_keys(
-        self,
-        engine: Engine,
-        spec: DatasetSpec,
-        visible: Expr,
-        sort: SortKey,
-        query: SearchQuery,
-        version: int,
-    ) -> tuple[pa.Array, int]:
-        """Phase one reads only the key and sort columns of every visible row."""
-        pk = spec.primary_key
-        columns = list(dict.fromkeys([sort.column, pk]))
-        keys = engine.scan(spec, columns, visible, version)
-        order = "descending" if sort.descending else "ascending"
-        sort_keys = [(sort.column, order)] + ([(pk, "ascending")] if sort.column != pk else [])
-        total = keys.num_rows
-        offset = (query.page - 1) * query.page_size
-        if offset >= total:
-            return pa.array([], spec.schema.field(pk).type), total
-        top = offset + query.page_size
-        if top < total:
-            keys = keys.take(pc.select_k_unstable(keys, k=top, sort_keys=sort_keys))
-        ordered = keys.sort_by(sort_keys)
-        return ordered.column(pk).slice(offset, query.page_size).combine_chunks(), total
-
-    def _page_rows(
-        self, engine: Engine, spec: DatasetSpec, visible: Expr, page_keys: pa.Array, version: int
-    ) -> pa.Table:
-        """Phase two reads whole rows for the page only, re-applying the row filter."""
-        pk = spec.primary_key
-        if len(page_keys) == 0:
-            return spec.schema.empty_table()
-        pk_type = spec.schema.field(pk).type
-        wanted = in_(pk, tuple(page_keys.to_pylist()), pk_type)
-        rows = engine.scan(spec, spec.schema.names, and_(visible, wanted), version)
-        positions = pc.index_in(page_keys, value_set=rows.column(pk))
-        return rows.take(positions)
 
     def validate(
         self, dataset: str, fmt: str, principal: Principal, policy: LoadedPolicy | None = None
