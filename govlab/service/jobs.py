@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -64,8 +65,24 @@ def enqueue_seed(
     seed: int = 42,
 ) -> str:
     """Queue a seed of ``grant.dataset``; only a ``seed`` grant can."""
-    dataset = grant.dataset
-    grant.require(Action.SEED, dataset)
+    grant.require(Action.SEED, grant.dataset)
+    return _enqueue(
+        client,
+        grant,
+        run_seed_job,
+        {"size": size, "format": fmt},
+        {"size": size, "fmt": fmt, "seed": seed, "data_dir": str(settings.data_dir)},
+    )
+
+
+def _enqueue(
+    client: redis.Redis,
+    grant: Grant,
+    work: Callable[..., int],
+    fields: dict[str, Any],
+    kwargs: dict[str, Any],
+) -> str:
+    """Write a job's first record (bound to its dataset and requester), then queue it."""
     job_id = uuid.uuid4().hex
     _write(
         client,
@@ -78,24 +95,16 @@ def enqueue_seed(
             "totalRows": 0,
             "rowsPerSec": 0,
             "etaSeconds": None,
-            "dataset": dataset,
-            "size": size,
-            "format": fmt,
+            "dataset": grant.dataset,
+            **fields,
             "requestedBy": grant.principal.sub,
             "requestedRole": grant.principal.role,
             "createdAt": time.time(),
         },
     )
     Queue(QUEUE, connection=client).enqueue_call(
-        run_seed_job,
-        kwargs={
-            "job_id": job_id,
-            "dataset": dataset,
-            "size": size,
-            "fmt": fmt,
-            "seed": seed,
-            "data_dir": str(settings.data_dir),
-        },
+        work,
+        kwargs={"job_id": job_id, "dataset": grant.dataset, **kwargs},
         job_id=job_id,
         timeout=JOB_TIMEOUT_S,
         result_ttl=RECORD_TTL_S,
@@ -108,46 +117,21 @@ def enqueue_export(client: redis.Redis, settings: Settings, grant: Grant, fmt: s
     """Queue a governed export (``govlab.execution.export``) of what ``grant``'s principal
     may see; only an ``export`` grant can. The worker authorises again against the live
     policy (an edit in between applies) and writes ``<data root>/exports/<job id>``."""
-    dataset = grant.dataset
-    grant.require(Action.EXPORT, dataset)
-    job_id = uuid.uuid4().hex
+    grant.require(Action.EXPORT, grant.dataset)
     principal = grant.principal
-    _write(
+    return _enqueue(
         client,
-        job_id,
-        {
-            "jobId": job_id,
-            "kind": "export",
-            "status": "queued",
-            "pct": 0,
-            "rowsWritten": 0,
-            "totalRows": 0,
-            "rowsPerSec": 0,
-            "etaSeconds": None,
-            "dataset": dataset,
-            "format": fmt,
-            "requestedBy": principal.sub,
-            "requestedRole": principal.role,
-            "createdAt": time.time(),
-        },
-    )
-    Queue(QUEUE, connection=client).enqueue_call(
+        grant,
         run_export_job,
-        kwargs={
-            "job_id": job_id,
-            "dataset": dataset,
+        {"kind": "export", "format": fmt},
+        {
             "fmt": fmt,
             "role": principal.role,
             "attrs": dict(principal.attrs),
             "sub": principal.sub,
             "data_dir": str(settings.data_dir),
         },
-        job_id=job_id,
-        timeout=JOB_TIMEOUT_S,
-        result_ttl=RECORD_TTL_S,
-        failure_ttl=RECORD_TTL_S,
     )
-    return job_id
 
 
 def export_dir(settings: Settings, job_id: str) -> Path:
