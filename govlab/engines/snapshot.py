@@ -60,13 +60,14 @@ class Snapshot:
         groups = []
         for fragment in self.dataset.get_fragments(filter=expr):
             for part in fragment.split_by_row_group(expr, schema=self.dataset.schema):
-                key = _group_id(part)
+                info = part.row_groups[0]  # builds its statistics: read it once
+                key = (part.path, info.id)
                 if key not in self._pk_bounds:
-                    self._pk_bounds[key] = _pk_bounds(part, pk)
+                    self._pk_bounds[key] = _pk_bounds(part, info, pk)
                 bounds = self._pk_bounds[key]
                 if bounds is None:
                     return None
-                groups.append(RowGroup(part, bounds[0], bounds[1]))
+                groups.append(RowGroup(part, bounds[0], bounds[1], info.id, info.num_rows))
         return groups
 
     def subset(self, fragments: list[ds.Fragment]) -> ds.FileSystemDataset:
@@ -74,10 +75,9 @@ class Snapshot:
             fragments, self.dataset.schema, self.dataset.format, self.dataset.filesystem
         )
 
-    def reader(
-        self, fragments: list[ds.ParquetFileFragment], dictionary: frozenset[str]
-    ) -> ds.FileSystemDataset:
-        """The fragments as a dataset that reads ``dictionary`` columns as dictionaries."""
+    def reader(self, groups: list[RowGroup], dictionary: frozenset[str]) -> ds.FileSystemDataset:
+        """The groups as a dataset that reads ``dictionary`` columns as dictionaries."""
+        fragments = [g.fragment for g in groups]
         if not dictionary:
             return self.subset(fragments)
         file_format = ds.ParquetFileFormat(
@@ -91,12 +91,12 @@ class Snapshot:
             schema = schema.set(i, field.with_type(pa.dictionary(pa.int32(), field.type)))
         remade = [
             file_format.make_fragment(
-                f.path,
-                filesystem=f.filesystem,
-                partition_expression=f.partition_expression,
-                row_groups=[f.row_groups[0].id],
+                g.fragment.path,
+                filesystem=g.fragment.filesystem,
+                partition_expression=g.fragment.partition_expression,
+                row_groups=[g.id],
             )
-            for f in fragments
+            for g in groups
         ]
         return ds.FileSystemDataset(remade, schema, file_format, self.dataset.filesystem)
 
@@ -114,12 +114,15 @@ class RowGroup:
     fragment: ds.ParquetFileFragment  # exactly one row group
     lo: Any  # pk min
     hi: Any  # pk max
+    id: int  # the row group's index in its file
+    rows: int
 
 
-def _pk_bounds(part: ds.ParquetFileFragment, pk: str) -> tuple[Any, Any] | None:
+def _pk_bounds(
+    part: ds.ParquetFileFragment, info: ds.RowGroupInfo, pk: str
+) -> tuple[Any, Any] | None:
     """(min, max) of the key in a one-row-group fragment; None unless both are known and
     the group has no NULL keys (NULLs sort last, outside any min/max bound)."""
-    info = part.row_groups[0]
     bounds = (info.statistics or {}).get(pk)
     if not bounds or bounds.get("min") is None or bounds.get("max") is None:
         return None
@@ -158,10 +161,6 @@ def _small_dictionaries(dataset: ds.FileSystemDataset, column: str) -> bool:
     except (OSError, ValueError, pa.ArrowException):
         return False
     return True
-
-
-def _group_id(fragment: ds.ParquetFileFragment) -> tuple[str, int]:
-    return fragment.path, fragment.row_groups[0].id
 
 
 # A column is read as a dictionary when every row group stores it wholly

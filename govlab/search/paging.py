@@ -236,15 +236,20 @@ class _KeyPass:
         self._pk_type = snapshot.dataset.schema.field(spec.primary_key).type
         self._bound: dict[tuple[tuple[str, Any], ...], Expr] = {}
 
-    def read(self, groups: list[RowGroup], first: int) -> None:
-        """Add the matches of ``groups`` (``first`` is the index of ``groups[0]``)."""
+    def read(self, groups: list[RowGroup], first: int, keys: bool = True) -> None:
+        """Add the matches of ``groups`` (``first`` is the index of ``groups[0]``); with
+        ``keys`` False only count them (the page's keys are settled): the key column is
+        not read, and a group the filter wholly selects is counted from its metadata."""
         plan = self.plan
         filters = [self._group_filter(g) for g in groups]
         live = [i for i, f in enumerate(filters) if not isinstance(f, AlwaysFalse)]
+        if not keys:
+            self._count_only(groups, filters, live)
+            return
         if not live:
             return
         columns = self._columns(filters)
-        dataset = self.snapshot.reader([groups[i].fragment for i in live], plan.dictionary)
+        dataset = self.snapshot.reader([groups[i] for i in live], plan.dictionary)
         # each batch says which fragment it came from as a column: cheaper than asking
         # Arrow for the fragment object (which rebuilds its row-group statistics)
         scanner = dataset.scanner(columns=[*columns, _FRAGMENT], filter=plan.scan_filter)
@@ -268,6 +273,35 @@ class _KeyPass:
         while pending:
             done, job = pending.popleft()
             self._add(done, job.result())
+
+    def _count_only(
+        self, groups: list[RowGroup], filters: list[Expr | None], live: list[int]
+    ) -> None:
+        plan = self.plan
+        if plan.filter is None:  # the scanner's filter: Arrow counts
+            subset = self.snapshot.subset([groups[i].fragment for i in live])
+            self.count += subset.count_rows(filter=plan.scan_filter)
+            return
+        whole = [i for i in live if isinstance(filters[i], AlwaysTrue)]
+        self.count += sum(groups[i].rows for i in whole)
+        rest = [i for i in live if not isinstance(filters[i], AlwaysTrue)]
+        if not rest:
+            return
+        columns = self._columns([filters[i] for i in rest])[1:]  # without the key
+        dataset = self.snapshot.reader([groups[i] for i in rest], plan.dictionary)
+        distinct = {filters[i] for i in rest}
+        if len(distinct) == 1:  # one filter for all: no need to know each batch's group
+            (row_filter,) = distinct
+            assert row_filter is not None
+            for batch in dataset.to_batches(columns=columns):
+                self.count += int(_text.true_mask(row_filter, batch, None, plan.dictionary).sum())
+            return
+        scanner = dataset.scanner(columns=[*columns, _FRAGMENT])
+        for batch in scanner.to_batches():
+            for fragment, part in _by_fragment(batch):
+                row_filter = filters[rest[fragment]]
+                assert row_filter is not None
+                self.count += int(_text.true_mask(row_filter, part, None, plan.dictionary).sum())
 
     def _group_filter(self, group: RowGroup) -> Expr | None:
         """The plan's filter with the group's partition values bound in (a filter on
@@ -359,15 +393,20 @@ def _first_keys(key_pass: _KeyPass, groups: list[RowGroup], count_to: int | None
     top, descending = key_pass.top, key_pass.descending
     i = 0
     wave_size = 1
+    keys = True  # False once no unread group can hold one of the page's keys
     while i < len(groups):
-        j = _wave_end(groups, i, descending, wave_size if count_to is not None else len(groups))
-        key_pass.read(groups[i:j], i)
-        wave_size = 2 * (j - i)  # still short of the count: read more at a time
+        if not keys and count_to is None:  # only the count is left: read the rest at once
+            key_pass.read(groups[i:], i, keys=False)
+            return True
+        j = _wave_end(groups, i, descending, wave_size)
+        key_pass.read(groups[i:j], i, keys=keys)
+        wave_size = 2 * (j - i)  # still short: read more at a time
         i = j
-        if i < len(groups) and count_to is not None and key_pass.count >= max(top, count_to):
+        if i < len(groups) and keys and key_pass.count >= top:
             kth = key_pass.kth()
-            if (groups[i].hi < kth) if descending else (groups[i].lo > kth):
-                break
+            keys = not ((groups[i].hi < kth) if descending else (groups[i].lo > kth))
+        if i < len(groups) and not keys and count_to is not None and key_pass.count >= count_to:
+            break
     return i >= len(groups)
 
 
@@ -460,7 +499,7 @@ def _group_rows(
         return snapshot.subset([part]).to_table(filter=pc.field(pk).isin(keys), use_threads=False)
     remaining = set(keys.to_pylist())
     pieces: list[pa.RecordBatch] = []
-    row_group = part.row_groups[0].id
+    row_group = group.id
     prefix = _prefix_rows(group, keys, metadata.row_group(row_group).num_rows)
     # over many rows, dictionary-encoded columns stay codes until the rows kept are cast
     # back; over a few, building the dictionary array costs more than it saves
