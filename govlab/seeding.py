@@ -5,9 +5,10 @@ progress callback is the only thing that differs between them.
 
 Rows are generated on a background thread a few batches ahead of the writer
 (``Prefetch``). In a short CLI run that thread starts before the format's library is
-imported (PyIceberg and its SQL catalog take about half a second), so the first
-batches are ready when the writer is; numpy and Arrow release the GIL while they
-generate, and the batches are the same ones in the same order.
+imported, so the first batches are ready when the writer is (the first seed of an
+Iceberg table imports no PyIceberg at all: ``engines.iceberg_commit``); numpy and
+Arrow release the GIL while they generate, and the batches are the same ones in the
+same order.
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ def seed_table(
             progress(rows, total)
 
     with closing(Prefetch(iter_batches(spec, total, seed))) as batches:
+        if fmt == "iceberg":  # a new table needs neither PyIceberg nor SQLAlchemy
+            from govlab.engines.iceberg_commit import seed_new_table
+
+            created = seed_new_table(settings, spec, batches, report)
+            if created is not None:
+                return created
         engine = get_engine(fmt, settings)  # imports the format's library meanwhile
         return engine.write(spec, batches, report)
 

@@ -44,8 +44,8 @@ import pyarrow.fs as pafs
 from filelock import FileLock
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.io import load_file_io
-from pyiceberg.manifest import DataFile, ManifestFile
-from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.manifest import DataFile, DataFileContent, FileFormat, ManifestFile
+from pyiceberg.partitioning import PartitionField, PartitionFieldValue, PartitionKey, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table, Transaction
 from pyiceberg.table.metadata import TableMetadata, new_table_metadata
@@ -74,48 +74,33 @@ from pyiceberg.types import (
 from govlab.config import Settings
 from govlab.engines.arrow_dataset import SnapshotCache, needed_columns, normalise, output_schema
 from govlab.engines.base import RowsWrittenFn, TableInfo
-from govlab.engines.iceberg_write import write_data_files
-from govlab.engines.writing import (
-    DATA_PAGE_BYTES,
-    DICTIONARY_PAGE_BYTES,
-    ROW_GROUP_ROWS,
-    CountingBatches,
-    check_dataset_name,
-    seed_lock,
+from govlab.engines.iceberg_commit import (
+    CATALOG_NAME,
+    KEEP_VERSIONS,
+    NAMESPACE,
+    PARTITION_FIELD_ID,
+    TABLE_PROPERTIES,
+    VERSION_OFFSET,
+    seed_new_table,
 )
+from govlab.engines.iceberg_write import FileLayout, WrittenFile, write_data_files
+from govlab.engines.writing import CountingBatches, check_dataset_name, seed_lock
 from govlab.errors import BadRequest, TableNotFound
 from govlab.generators.base import DatasetSpec
 
 if TYPE_CHECKING:  # imported where used: seeding needs neither SQLAlchemy nor policies
+    from pathlib import Path
+
     from pyiceberg.catalog.sql import SqlCatalog
 
     from govlab.engines.snapshot import Snapshot as ArrowSnapshot
     from govlab.policy.ast import Expr
 
-NAMESPACE = "govlab"
-CATALOG_NAME = "govlab"
-PARTITION_FIELD_ID = 1000
-PAGE_ROW_LIMIT = 1024
-# Snapshots kept for time travel (the current one included). Every commit copies the
-# table metadata many times inside PyIceberg, so an unbounded snapshot list made each
+# NAMESPACE, CATALOG_NAME, the table properties and KEEP_VERSIONS (snapshots kept for
+# time travel, the current one included) live in ``iceberg_commit``, which writes a new
+# table's first seed without PyIceberg. History is bounded because every commit copies
+# the table metadata many times inside PyIceberg: an unbounded snapshot list made each
 # reseed slower than the last (a tiny seed: 105 ms at first, 360 ms after 50 reseeds).
-KEEP_VERSIONS = 10
-VERSION_OFFSET = "govlab.version-offset"
-TABLE_PROPERTIES = {
-    "format-version": "2",
-    "write.parquet.row-group-limit": str(ROW_GROUP_ROWS),
-    "write.parquet.page-size-bytes": str(DATA_PAGE_BYTES),
-    "write.parquet.dict-size-bytes": str(DICTIONARY_PAGE_BYTES),
-    # PyIceberg passes this to Arrow as write_batch_size: the page size is only checked
-    # every that many rows, so the default (20,000) made pages of 20,000 rows.
-    "write.parquet.page-row-limit": str(PAGE_ROW_LIMIT),
-    # Uncompressed, as all three formats write (``engines.writing.COMPRESSION``).
-    "write.parquet.compression-codec": "uncompressed",
-    # Old metadata JSON files are removed after each commit (the catalog points at the
-    # newest); without these every reseed left one more file behind.
-    "write.metadata.delete-after-commit.enabled": "true",
-    "write.metadata.previous-versions-max": str(KEEP_VERSIONS),
-}
 
 _SNAPSHOTS = SnapshotCache()
 _catalogs: dict[tuple[str, str], SqlCatalog] = {}
@@ -246,6 +231,11 @@ class IcebergEngine:
         table = self._load(dataset)
         return _version(table, table.current_snapshot())
 
+    def version_witnesses(self, dataset: str) -> tuple[Path, ...]:
+        """The catalog database (a commit moves the table's metadata pointer in it) and
+        its write-ahead log, where a commit lands first in WAL mode."""
+        return (self.catalog_path, self.catalog_path.with_name(self.catalog_path.name + "-wal"))
+
     # ------------------------------------------------------------------ write
     def write(
         self,
@@ -255,11 +245,16 @@ class IcebergEngine:
     ) -> TableInfo:
         """One seed: the data files first (``iceberg_write``), then one commit.
 
-        The table as it is now is read from its metadata file, and the SQL catalog
-        (SQLAlchemy, 0.15-0.3 s of imports) is imported on a thread while the files
-        are written; it is only needed for the commit. A failure before the commit
-        deletes every file written and leaves the current version as it was.
+        A table that does not exist yet is seeded by ``iceberg_commit`` (no PyIceberg
+        catalog, no SQLAlchemy). Otherwise the table as it is now is read from its
+        metadata file, and the SQL catalog (SQLAlchemy, 0.15-0.3 s of imports) is
+        imported on a thread while the files are written; it is only needed for the
+        commit. A failure before the commit deletes every file written and leaves the
+        current version as it was.
         """
+        created = seed_new_table(self.settings, spec, batches, progress)
+        if created is not None:
+            return created
         ice_schema, write_schema = iceberg_schema(spec.schema)
         stream = CountingBatches(spec.schema, batches, progress)
         identifier = self.identifier(spec.name)
@@ -287,7 +282,9 @@ class IcebergEngine:
             _import_catalog_in_background()
             written: list[str] = []
             try:
-                files = write_data_files(metadata, io, stream, write_schema, written)
+                files = _data_files(
+                    metadata, write_data_files(_layout(metadata), stream, write_schema, written)
+                )
                 if target != identifier or current is None:
                     self._commit_new(target, metadata, files)
                 else:
@@ -507,6 +504,55 @@ def _commit_files(tx: Transaction, previous_files: list[DataFile], files: list[D
         for data_file in files:
             overwrite.append_data_file(data_file)
     tx.commit_transaction()
+
+
+def _layout(metadata: TableMetadata) -> FileLayout:
+    """What ``iceberg_write`` needs to know of a table (one identity partition field)."""
+    spec = metadata.spec()
+    if len(spec.fields) != 1 or str(spec.fields[0].transform) != "identity":
+        raise ValueError("govlab writes Iceberg tables with one identity partition field")
+    schema = metadata.schema()
+    return FileLayout(
+        location=metadata.location,
+        properties=metadata.properties,
+        field_ids={f.name: f.field_id for f in schema.fields},
+        partition_column=schema.find_column_name(spec.fields[0].source_id) or "",
+        partition_name=spec.fields[0].name,
+    )
+
+
+def _data_files(metadata: TableMetadata, files: list[WrittenFile]) -> list[DataFile]:
+    """PyIceberg's ``DataFile`` for each file ``iceberg_write`` wrote."""
+    spec, schema = metadata.spec(), metadata.schema()
+    out = []
+    for written in files:
+        key = PartitionKey(
+            field_values=[PartitionFieldValue(field=spec.fields[0], value=written.partition)],
+            partition_spec=spec,
+            schema=schema,
+        )
+        out.append(
+            DataFile.from_args(
+                content=DataFileContent.DATA,
+                file_path=written.path,
+                file_format=FileFormat.PARQUET,
+                partition=key.partition,
+                file_size_in_bytes=written.file_size_in_bytes,
+                sort_order_id=None,
+                spec_id=metadata.default_spec_id,
+                equality_ids=None,
+                key_metadata=None,
+                record_count=written.record_count,
+                column_sizes=written.column_sizes,
+                value_counts=written.value_counts,
+                null_value_counts=written.null_value_counts,
+                nan_value_counts={},
+                lower_bounds=written.lower_bounds,
+                upper_bounds=written.upper_bounds,
+                split_offsets=written.split_offsets,
+            )
+        )
+    return out
 
 
 def _import_catalog_in_background() -> None:

@@ -1,0 +1,798 @@
+"""The first seed of an Iceberg table without PyIceberg or SQLAlchemy.
+
+A new table's seed needs little of PyIceberg: data files (``engines.iceberg_write``,
+which imports none of it), one manifest and one manifest list (Avro), one metadata JSON
+file, and one row in the SQL catalog. Importing PyIceberg's table layer and its SQL
+catalog costs a fresh ``govlab seed`` process about 0.6 CPU-seconds (pydantic models,
+SQLAlchemy, fsspec, ...), more than writing 500,000 rows takes; here the commit is
+written with the standard library:
+
+* manifest and manifest list: Avro object container files with the schemas (field
+  ids included) PyIceberg 0.12 writes for format version 2, deflate-compressed;
+* metadata: the JSON PyIceberg writes for a new table with one APPEND snapshot
+  (sequence number 1, a ``main`` branch, the table's sort order and properties);
+* catalog: the JDBC catalog layout PyIceberg's ``SqlCatalog`` creates
+  (``iceberg_tables``, ``iceberg_namespace_properties``) over ``sqlite3``; the table's
+  row is inserted in one transaction, which fails if the table appeared meanwhile.
+
+So the table is an ordinary Iceberg table: PyIceberg's ``SqlCatalog`` loads it,
+scans it, and commits the next seed on top of it (``engines.iceberg``). Only a table
+that does not exist yet goes this way; a reseed (overwrite, history expiry, schema
+change) goes through PyIceberg. A failure before the catalog row is in deletes every
+file the seed wrote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import time
+import uuid
+import zlib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from govlab.config import Settings
+from govlab.engines.base import RowsWrittenFn, TableInfo
+from govlab.engines.iceberg_write import FileLayout, WrittenFile, local_path, write_data_files
+from govlab.engines.writing import (
+    DATA_PAGE_BYTES,
+    DICTIONARY_PAGE_BYTES,
+    ROW_GROUP_ROWS,
+    CountingBatches,
+    check_dataset_name,
+    seed_lock,
+)
+from govlab.generators.base import DatasetSpec
+
+NAMESPACE = "govlab"
+CATALOG_NAME = "govlab"
+PARTITION_FIELD_ID = 1000
+PAGE_ROW_LIMIT = 1024
+KEEP_VERSIONS = 10
+VERSION_OFFSET = "govlab.version-offset"
+TABLE_PROPERTIES = {
+    "format-version": "2",
+    "write.parquet.row-group-limit": str(ROW_GROUP_ROWS),
+    "write.parquet.page-size-bytes": str(DATA_PAGE_BYTES),
+    "write.parquet.dict-size-bytes": str(DICTIONARY_PAGE_BYTES),
+    # PyIceberg passes this to Arrow as write_batch_size: the page size is only checked
+    # every that many rows, so the default (20,000) made pages of 20,000 rows.
+    "write.parquet.page-row-limit": str(PAGE_ROW_LIMIT),
+    # Uncompressed, as all three formats write (``engines.writing.COMPRESSION``).
+    "write.parquet.compression-codec": "uncompressed",
+    # Old metadata JSON files are removed after each commit (the catalog points at the
+    # newest); without these every reseed left one more file behind.
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": str(KEEP_VERSIONS),
+}
+TABLE_TYPE = "TABLE"  # SqlCatalog's iceberg_type of a table (not a view)
+
+# The tables as SQLAlchemy creates them for PyIceberg's SqlCatalog (schema "v1").
+_CATALOG_DDL = (
+    "CREATE TABLE IF NOT EXISTS iceberg_tables (\n"
+    "\tcatalog_name VARCHAR(255) NOT NULL, \n"
+    "\ttable_namespace VARCHAR(255) NOT NULL, \n"
+    "\ttable_name VARCHAR(255) NOT NULL, \n"
+    "\tmetadata_location VARCHAR(1000), \n"
+    "\tprevious_metadata_location VARCHAR(1000), \n"
+    "\ticeberg_type VARCHAR(5), \n"
+    "\tPRIMARY KEY (catalog_name, table_namespace, table_name)\n"
+    ")",
+    "CREATE TABLE IF NOT EXISTS iceberg_namespace_properties (\n"
+    "\tcatalog_name VARCHAR(255) NOT NULL, \n"
+    "\tnamespace VARCHAR(255) NOT NULL, \n"
+    "\tproperty_key VARCHAR(255) NOT NULL, \n"
+    "\tproperty_value VARCHAR(1000) NOT NULL, \n"
+    "\tPRIMARY KEY (catalog_name, namespace, property_key)\n"
+    ")",
+)
+
+
+class CommitConflict(RuntimeError):
+    """The catalog changed under the seed (the table appeared or moved on)."""
+
+
+# ---------------------------------------------------------------------- types
+def iceberg_type(dtype: pa.DataType) -> tuple[str, pa.DataType]:
+    """(Iceberg type as the metadata JSON spells it, the Arrow type written) for one
+    Arrow column type; the same mapping as ``engines.iceberg.iceberg_schema``."""
+    if pa.types.is_boolean(dtype):
+        return "boolean", pa.bool_()
+    if pa.types.is_int8(dtype) or pa.types.is_int16(dtype) or pa.types.is_int32(dtype):
+        return "int", pa.int32()
+    if pa.types.is_uint8(dtype) or pa.types.is_uint16(dtype):
+        return "int", pa.int32()
+    if pa.types.is_int64(dtype) or pa.types.is_uint32(dtype):
+        return "long", pa.int64()
+    if pa.types.is_float16(dtype) or pa.types.is_float32(dtype):
+        return "float", pa.float32()
+    if pa.types.is_float64(dtype):
+        return "double", pa.float64()
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+        return "string", pa.string()
+    if pa.types.is_binary(dtype) or pa.types.is_large_binary(dtype):
+        return "binary", pa.binary()
+    if pa.types.is_date(dtype):
+        return "date", pa.date32()
+    if pa.types.is_timestamp(dtype):
+        if dtype.tz is None:
+            return "timestamp", pa.timestamp("us")
+        return "timestamptz", pa.timestamp("us", tz="UTC")
+    if pa.types.is_time(dtype):
+        return "time", pa.time64("us")
+    if pa.types.is_decimal128(dtype):
+        return f"decimal({dtype.precision}, {dtype.scale})", dtype
+    raise TypeError(f"no Iceberg type for Arrow type {dtype}")
+
+
+# Partition columns this module writes manifests for (Avro type of the value).
+_PARTITION_AVRO = {"string": "string", "int": "int", "long": "long"}
+
+
+def supported(spec: DatasetSpec) -> bool:
+    """Whether a new table of ``spec`` can be seeded here (else through PyIceberg)."""
+    try:
+        types = {f.name: iceberg_type(f.type)[0] for f in spec.schema}
+    except TypeError:
+        return False
+    return types.get(spec.partition_by) in _PARTITION_AVRO and spec.primary_key in types
+
+
+# ---------------------------------------------------------------------- the seed
+def seed_new_table(
+    settings: Settings,
+    spec: DatasetSpec,
+    batches: Iterable[pa.RecordBatch],
+    progress: RowsWrittenFn | None = None,
+) -> TableInfo | None:
+    """Seed ``spec`` as a new table: None (nothing read from ``batches``) when the
+    table exists already, the catalog file is not one this module understands, or the
+    spec has a type it does not write; the caller then seeds through PyIceberg."""
+    name = check_dataset_name(spec.name)
+    if not supported(spec):
+        return None
+    root = settings.format_dir("iceberg")
+    catalog_path = root / "catalog.db"
+    with seed_lock(settings, "iceberg", name):
+        if catalog_path.exists() and not _table_absent(catalog_path, name):
+            return None
+        warehouse = root / "warehouse"
+        location = f"{warehouse.as_uri()}/{NAMESPACE}/{name}"
+        table = _NewTable(spec, location)
+        stream = CountingBatches(spec.schema, batches, progress)
+        written: list[str] = []
+        try:
+            files = write_data_files(table.layout, stream, table.write_schema, written)
+            metadata_location = table.write_metadata(files, written)
+            warehouse.mkdir(parents=True, exist_ok=True)
+            _insert_table(catalog_path, name, metadata_location)
+        except BaseException:
+            _delete(written)
+            raise
+        return table.info(settings, catalog_path, metadata_location)
+
+
+def _table_absent(catalog_path: Path, name: str) -> bool:
+    """Whether the catalog surely has no row for the table (False on any surprise)."""
+    try:
+        connection = sqlite3.connect(f"{catalog_path.as_uri()}?mode=ro", uri=True)
+        try:
+            row = connection.execute(
+                "SELECT 1 FROM iceberg_tables "
+                "WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
+                (CATALOG_NAME, NAMESPACE, name),
+            ).fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return False
+    return row is None
+
+
+def _insert_table(catalog_path: Path, name: str, metadata_location: str) -> None:
+    """Create the catalog's tables and namespace if needed and insert the table's row,
+    in one transaction; CommitConflict if the table is there already."""
+    connection = sqlite3.connect(str(catalog_path), timeout=30, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for ddl in _CATALOG_DDL:
+                connection.execute(ddl)
+            connection.execute(
+                "INSERT OR IGNORE INTO iceberg_namespace_properties "
+                "(catalog_name, namespace, property_key, property_value) VALUES (?, ?, ?, ?)",
+                (CATALOG_NAME, NAMESPACE, "exists", "true"),
+            )
+            columns = {row[1] for row in connection.execute("PRAGMA table_info(iceberg_tables)")}
+            row = {
+                "catalog_name": CATALOG_NAME,
+                "table_namespace": NAMESPACE,
+                "table_name": name,
+                "metadata_location": metadata_location,
+                "previous_metadata_location": None,
+            }
+            if "iceberg_type" in columns:  # a catalog PyIceberg created before 0.10 lacks it
+                row["iceberg_type"] = TABLE_TYPE
+            try:
+                connection.execute(
+                    f"INSERT INTO iceberg_tables ({', '.join(row)}) "
+                    f"VALUES ({', '.join('?' for _ in row)})",
+                    tuple(row.values()),
+                )
+            except sqlite3.IntegrityError:
+                raise CommitConflict(
+                    f"iceberg table {name!r} was created by another writer during the seed"
+                ) from None
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+    finally:
+        connection.close()
+
+
+def _delete(paths: list[str]) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError, ValueError):  # already gone: nothing to reclaim
+            os.remove(local_path(path))
+
+
+class _NewTable:
+    """A new table's layout (field ids 1..n, every field optional, identity partition
+    field 1000 on the dataset's partition column, sort order 1 on the primary key) and
+    its first snapshot's metadata files."""
+
+    def __init__(self, spec: DatasetSpec, location: str) -> None:
+        self.spec = spec
+        self.location = location
+        self.types = [iceberg_type(f.type) for f in spec.schema]
+        self.write_schema = pa.schema(
+            [
+                pa.field(f.name, t[1], nullable=True)
+                for f, t in zip(spec.schema, self.types, strict=True)
+            ]
+        )
+        self.field_ids = {f.name: i for i, f in enumerate(spec.schema, start=1)}
+        self.properties = {**TABLE_PROPERTIES, VERSION_OFFSET: "0"}
+        self.partition_source = self.field_ids[spec.partition_by]
+        self.partition_type = self.types[self.partition_source - 1][0]
+        self.layout = FileLayout(
+            location=location,
+            properties=self.properties,
+            field_ids=self.field_ids,
+            partition_column=spec.partition_by,
+            partition_name=spec.partition_by,
+        )
+        self.schema_json = {
+            "type": "struct",
+            "fields": [
+                {"id": i, "name": f.name, "type": t[0], "required": False}
+                for i, (f, t) in enumerate(zip(spec.schema, self.types, strict=True), start=1)
+            ],
+            "schema-id": 0,
+            "identifier-field-ids": [],
+        }
+        self.spec_fields = [
+            {
+                "source-id": self.partition_source,
+                "field-id": PARTITION_FIELD_ID,
+                "transform": "identity",
+                "name": spec.partition_by,
+            }
+        ]
+        self.snapshot_id = uuid.uuid4().int & ((1 << 63) - 1)
+        self.commit_uuid = uuid.uuid4()
+        self.timestamp_ms = int(time.time() * 1000)
+        self.summary: dict[str, str] = {}
+
+    # -------------------------------------------------------------- files
+    def write_metadata(self, files: list[WrittenFile], written: list[str]) -> str:
+        """Manifest, manifest list and metadata JSON; each path goes to ``written``
+        before the file is created. The metadata file's location."""
+        metadata_dir = f"{self.location}/metadata"
+        os.makedirs(local_path(metadata_dir), exist_ok=True)
+        manifest = f"{metadata_dir}/{self.commit_uuid}-m0.avro"
+        written.append(manifest)
+        manifest_length = self._write_manifest(manifest, files)
+        manifest_list = f"{metadata_dir}/snap-{self.snapshot_id}-0-{self.commit_uuid}.avro"
+        written.append(manifest_list)
+        self._write_manifest_list(manifest_list, manifest, manifest_length, files)
+        metadata = f"{metadata_dir}/00000-{uuid.uuid4()}.metadata.json"
+        written.append(metadata)
+        with open(local_path(metadata), "x", encoding="utf-8") as out:
+            json.dump(self._metadata(manifest_list, files), out, separators=(",", ":"))
+        return metadata
+
+    def _write_manifest(self, path: str, files: list[WrittenFile]) -> int:
+        partition_avro = _PARTITION_AVRO[self.partition_type]
+        records = [
+            {
+                "status": 1,  # ADDED
+                "snapshot_id": self.snapshot_id,
+                "sequence_number": None,  # inherited from the manifest list
+                "file_sequence_number": None,
+                "data_file": {
+                    "content": 0,  # data
+                    "file_path": f.path,
+                    "file_format": "PARQUET",
+                    "partition": {self.spec.partition_by: f.partition},
+                    "record_count": f.record_count,
+                    "file_size_in_bytes": f.file_size_in_bytes,
+                    "column_sizes": _avro_map(f.column_sizes),
+                    "value_counts": _avro_map(f.value_counts),
+                    "null_value_counts": _avro_map(f.null_value_counts),
+                    "nan_value_counts": _avro_map({}),
+                    "lower_bounds": _avro_map(f.lower_bounds),
+                    "upper_bounds": _avro_map(f.upper_bounds),
+                    "key_metadata": None,
+                    "split_offsets": f.split_offsets,
+                    "equality_ids": None,
+                    "sort_order_id": None,
+                },
+            }
+            for f in files
+        ]
+        meta = {
+            "schema": json.dumps(self.schema_json, separators=(",", ":")),
+            "partition-spec": json.dumps(self.spec_fields, separators=(",", ":")),
+            "partition-spec-id": "0",
+            "format-version": "2",
+            "content": "data",
+        }
+        schema = _manifest_entry_schema(self.spec.partition_by, partition_avro)
+        return write_avro(path, schema, meta, records)
+
+    def _write_manifest_list(
+        self, path: str, manifest: str, manifest_length: int, files: list[WrittenFile]
+    ) -> None:
+        values = [f.partition for f in files]
+        present = [v for v in values if v is not None]
+        partition_summary = {
+            "contains_null": len(present) < len(values),
+            "contains_nan": False,
+            "lower_bound": _partition_bound(min(present), self.partition_type) if present else None,
+            "upper_bound": _partition_bound(max(present), self.partition_type) if present else None,
+        }
+        rows = sum(f.record_count for f in files)
+        record = {
+            "manifest_path": manifest,
+            "manifest_length": manifest_length,
+            "partition_spec_id": 0,
+            "content": 0,
+            "sequence_number": 1,
+            "min_sequence_number": 1,
+            "added_snapshot_id": self.snapshot_id,
+            "added_files_count": len(files),
+            "existing_files_count": 0,
+            "deleted_files_count": 0,
+            "added_rows_count": rows,
+            "existing_rows_count": 0,
+            "deleted_rows_count": 0,
+            "partitions": [partition_summary],
+            "key_metadata": None,
+        }
+        meta = {
+            "snapshot-id": str(self.snapshot_id),
+            "parent-snapshot-id": "null",
+            "sequence-number": "1",
+            "format-version": "2",
+        }
+        write_avro(path, _MANIFEST_FILE_SCHEMA, meta, [record])
+
+    def _metadata(self, manifest_list: str, files: list[WrittenFile]) -> dict[str, Any]:
+        size = sum(f.file_size_in_bytes for f in files)
+        rows = sum(f.record_count for f in files)
+        self.summary = {
+            "operation": "append",
+            "added-files-size": str(size),
+            "added-data-files": str(len(files)),
+            "added-records": str(rows),
+            "changed-partition-count": str(len({f.partition for f in files})),
+            "total-data-files": str(len(files)),
+            "total-delete-files": "0",
+            "total-records": str(rows),
+            "total-files-size": str(size),
+            "total-position-deletes": "0",
+            "total-equality-deletes": "0",
+        }
+        pk = self.field_ids[self.spec.primary_key]
+        return {
+            "location": self.location,
+            "table-uuid": str(uuid.uuid4()),
+            "last-updated-ms": self.timestamp_ms,
+            "last-column-id": len(self.field_ids),
+            "schemas": [self.schema_json],
+            "current-schema-id": 0,
+            "partition-specs": [{"spec-id": 0, "fields": self.spec_fields}],
+            "default-spec-id": 0,
+            "last-partition-id": PARTITION_FIELD_ID,
+            "properties": {k: v for k, v in self.properties.items() if k != "format-version"},
+            "current-snapshot-id": self.snapshot_id,
+            "snapshots": [
+                {
+                    "snapshot-id": self.snapshot_id,
+                    "sequence-number": 1,
+                    "timestamp-ms": self.timestamp_ms,
+                    "manifest-list": manifest_list,
+                    "summary": self.summary,
+                    "schema-id": 0,
+                }
+            ],
+            "snapshot-log": [{"snapshot-id": self.snapshot_id, "timestamp-ms": self.timestamp_ms}],
+            "metadata-log": [],
+            "sort-orders": [
+                {
+                    "order-id": 1,
+                    "fields": [
+                        {
+                            "source-id": pk,
+                            "transform": "identity",
+                            "direction": "asc",
+                            "null-order": "nulls-first",
+                        }
+                    ],
+                }
+            ],
+            "default-sort-order-id": 1,
+            "refs": {"main": {"snapshot-id": self.snapshot_id, "type": "branch"}},
+            "statistics": [],
+            "partition-statistics": [],
+            "format-version": 2,
+            "last-sequence-number": 1,
+        }
+
+    def info(self, settings: Settings, catalog_path: Path, metadata_location: str) -> TableInfo:
+        """What ``IcebergEngine.info`` says about the table right after this seed."""
+        name = self.spec.name
+        properties = {k: v for k, v in self.properties.items() if k != "format-version"}
+        details: dict[str, Any] = {
+            "catalog": str(catalog_path),
+            "warehouse": str(catalog_path.parent / "warehouse"),
+            "identifier": f"{NAMESPACE}.{name}",
+            "metadata_location": metadata_location,
+            "format_version": 2,
+            "snapshot_id": self.snapshot_id,
+            "sequence_number": 1,
+            "operation": "append",
+            "partition_spec": [
+                {
+                    "name": self.spec.partition_by,
+                    "transform": "identity",
+                    "source_id": self.partition_source,
+                }
+            ],
+            "sort_order": f"[\n  {self.field_ids[self.spec.primary_key]} ASC NULLS FIRST\n]",
+            "files": int(self.summary["total-data-files"]),
+            "snapshots": 1,
+            "properties": properties,
+        }
+        return TableInfo(
+            format="iceberg",
+            dataset=name,
+            version=1,
+            rows=int(self.summary["total-records"]),
+            location=local_path(self.location),
+            details=details,
+        )
+
+
+def _partition_bound(value: Any, kind: str) -> bytes:
+    if kind == "string":
+        return str(value).encode()
+    return int(value).to_bytes(4 if kind == "int" else 8, "little", signed=True)
+
+
+def _avro_map(values: Mapping[int, Any]) -> list[dict[str, Any]]:
+    """An Iceberg map with int keys, as Avro writes it (an array of key/value records)."""
+    return [{"key": k, "value": v} for k, v in values.items()]
+
+
+# ---------------------------------------------------------------------- Avro
+# The data file's int-keyed maps: (name, field id, key id, value id, value type, doc).
+_MAP_FIELDS = (
+    ("column_sizes", 108, 117, 118, "long", "Map of column id to total size on disk"),
+    (
+        "value_counts",
+        109,
+        119,
+        120,
+        "long",
+        "Map of column id to total count, including null and NaN",
+    ),
+    ("null_value_counts", 110, 121, 122, "long", "Map of column id to null value count"),
+    (
+        "nan_value_counts",
+        137,
+        138,
+        139,
+        "long",
+        "Map of column id to number of NaN values in the column",
+    ),
+    ("lower_bounds", 125, 126, 127, "bytes", "Map of column id to lower bound"),
+    ("upper_bounds", 128, 129, 130, "bytes", "Map of column id to upper bound"),
+)
+
+
+def _map_of(
+    name: str, field_id: int, key_id: int, value_id: int, value_type: str, doc: str
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "field-id": field_id,
+        "type": [
+            "null",
+            {
+                "type": "array",
+                "items": {
+                    "type": "record",
+                    "name": f"k{key_id}_v{value_id}",
+                    "fields": [
+                        {"name": "key", "type": "int", "field-id": key_id},
+                        {"name": "value", "type": value_type, "field-id": value_id},
+                    ],
+                },
+                "logicalType": "map",
+            },
+        ],
+        "default": None,
+        "doc": doc,
+    }
+
+
+def _manifest_entry_schema(partition_name: str, partition_avro: str) -> dict[str, Any]:
+    """The Avro schema of a v2 manifest entry as PyIceberg 0.12 writes it."""
+    return {
+        "type": "record",
+        "fields": [
+            {"name": "status", "field-id": 0, "type": "int"},
+            {"name": "snapshot_id", "field-id": 1, "type": ["null", "long"], "default": None},
+            {"name": "sequence_number", "field-id": 3, "type": ["null", "long"], "default": None},
+            {
+                "name": "file_sequence_number",
+                "field-id": 4,
+                "type": ["null", "long"],
+                "default": None,
+            },
+            {
+                "name": "data_file",
+                "field-id": 2,
+                "type": {
+                    "type": "record",
+                    "fields": [
+                        {
+                            "name": "content",
+                            "field-id": 134,
+                            "type": "int",
+                            "doc": "File format name: avro, orc, or parquet",
+                        },
+                        {
+                            "name": "file_path",
+                            "field-id": 100,
+                            "type": "string",
+                            "doc": "Location URI with FS scheme",
+                        },
+                        {
+                            "name": "file_format",
+                            "field-id": 101,
+                            "type": "string",
+                            "doc": "File format name: avro, orc, or parquet",
+                        },
+                        {
+                            "name": "partition",
+                            "field-id": 102,
+                            "type": {
+                                "type": "record",
+                                "fields": [
+                                    {
+                                        "name": partition_name,
+                                        "field-id": PARTITION_FIELD_ID,
+                                        "type": ["null", partition_avro],
+                                        "default": None,
+                                    }
+                                ],
+                                "name": "r102",
+                            },
+                            "doc": "Partition data tuple, schema based on the partition spec",
+                        },
+                        {
+                            "name": "record_count",
+                            "field-id": 103,
+                            "type": "long",
+                            "doc": "Number of records in the file",
+                        },
+                        {
+                            "name": "file_size_in_bytes",
+                            "field-id": 104,
+                            "type": "long",
+                            "doc": "Total file size in bytes",
+                        },
+                        *(_map_of(*fields) for fields in _MAP_FIELDS),
+                        {
+                            "name": "key_metadata",
+                            "field-id": 131,
+                            "type": ["null", "bytes"],
+                            "default": None,
+                            "doc": "Encryption key metadata blob",
+                        },
+                        {
+                            "name": "split_offsets",
+                            "field-id": 132,
+                            "type": ["null", {"type": "array", "element-id": 133, "items": "long"}],
+                            "default": None,
+                            "doc": "Splittable offsets",
+                        },
+                        {
+                            "name": "equality_ids",
+                            "field-id": 135,
+                            "type": ["null", {"type": "array", "element-id": 136, "items": "long"}],
+                            "default": None,
+                            "doc": "Field ids used to determine row equality in equality delete "
+                            "files.",
+                        },
+                        {
+                            "name": "sort_order_id",
+                            "field-id": 140,
+                            "type": ["null", "int"],
+                            "default": None,
+                            "doc": "ID representing sort order for this file",
+                        },
+                    ],
+                    "name": "r2",
+                },
+            },
+        ],
+        "name": "manifest_entry",
+    }
+
+
+_MANIFEST_FILE_SCHEMA: dict[str, Any] = {
+    "type": "record",
+    "fields": [
+        {
+            "name": "manifest_path",
+            "field-id": 500,
+            "type": "string",
+            "doc": "Location URI with FS scheme",
+        },
+        {"name": "manifest_length", "field-id": 501, "type": "long"},
+        {"name": "partition_spec_id", "field-id": 502, "type": "int"},
+        {"name": "content", "field-id": 517, "type": "int"},
+        {"name": "sequence_number", "field-id": 515, "type": "long"},
+        {"name": "min_sequence_number", "field-id": 516, "type": "long"},
+        {"name": "added_snapshot_id", "field-id": 503, "type": "long"},
+        {"name": "added_files_count", "field-id": 504, "type": "int"},
+        {"name": "existing_files_count", "field-id": 505, "type": "int"},
+        {"name": "deleted_files_count", "field-id": 506, "type": "int"},
+        {"name": "added_rows_count", "field-id": 512, "type": "long"},
+        {"name": "existing_rows_count", "field-id": 513, "type": "long"},
+        {"name": "deleted_rows_count", "field-id": 514, "type": "long"},
+        {
+            "name": "partitions",
+            "field-id": 507,
+            "type": [
+                "null",
+                {
+                    "type": "array",
+                    "element-id": 508,
+                    "items": {
+                        "type": "record",
+                        "fields": [
+                            {"name": "contains_null", "field-id": 509, "type": "boolean"},
+                            {
+                                "name": "contains_nan",
+                                "field-id": 518,
+                                "type": ["null", "boolean"],
+                                "default": None,
+                            },
+                            {
+                                "name": "lower_bound",
+                                "field-id": 510,
+                                "type": ["null", "bytes"],
+                                "default": None,
+                            },
+                            {
+                                "name": "upper_bound",
+                                "field-id": 511,
+                                "type": ["null", "bytes"],
+                                "default": None,
+                            },
+                        ],
+                        "name": "r508",
+                    },
+                },
+            ],
+            "default": None,
+        },
+        {"name": "key_metadata", "field-id": 519, "type": ["null", "bytes"], "default": None},
+    ],
+    "name": "manifest_file",
+}
+
+
+def write_avro(
+    path: str, schema: dict[str, Any], meta: Mapping[str, str], records: list[Any]
+) -> int:
+    """Write an Avro object container file (one deflate block) with ``schema`` and
+    extra header ``meta``; its size in bytes. The file must not exist yet."""
+    sync = os.urandom(16)
+    header = bytearray(b"Obj\x01")
+    entries = {
+        **{k: v.encode() for k, v in meta.items()},
+        "avro.schema": json.dumps(schema).encode(),
+        "avro.codec": b"deflate",
+    }
+    _write_long(header, len(entries))
+    for key, value in entries.items():
+        _write_bytes(header, key.encode())
+        _write_bytes(header, value)
+    _write_long(header, 0)
+    header += sync
+    body = bytearray()
+    for record in records:
+        _encode(body, schema, record)
+    compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    block = compressor.compress(bytes(body)) + compressor.flush()
+    out = bytearray(header)
+    if records:
+        _write_long(out, len(records))
+        _write_long(out, len(block))
+        out += block
+        out += sync
+    with open(local_path(path), "xb") as file:
+        file.write(out)
+    return len(out)
+
+
+def _write_long(out: bytearray, value: int) -> None:
+    encoded = (value << 1) ^ (value >> 63)
+    while encoded > 0x7F:
+        out.append((encoded & 0x7F) | 0x80)
+        encoded >>= 7
+    out.append(encoded)
+
+
+def _write_bytes(out: bytearray, value: bytes) -> None:
+    _write_long(out, len(value))
+    out += value
+
+
+def _encode(out: bytearray, schema: Any, value: Any) -> None:
+    """Avro binary encoding of ``value`` (records as dicts, arrays as lists)."""
+    if isinstance(schema, list):  # a union: null or the one other branch
+        if value is None:
+            _write_long(out, schema.index("null"))
+            return
+        branch = next(i for i, s in enumerate(schema) if s != "null")
+        _write_long(out, branch)
+        _encode(out, schema[branch], value)
+        return
+    if isinstance(schema, dict):
+        kind = schema["type"]
+        if kind == "record":
+            for field in schema["fields"]:
+                _encode(out, field["type"], value[field["name"]])
+        elif kind == "array":
+            if value:
+                _write_long(out, len(value))
+                for item in value:
+                    _encode(out, schema["items"], item)
+            _write_long(out, 0)
+        else:
+            _encode(out, kind, value)
+        return
+    if schema in ("int", "long"):
+        _write_long(out, int(value))
+    elif schema == "string":
+        _write_bytes(out, str(value).encode())
+    elif schema == "bytes":
+        _write_bytes(out, bytes(value))
+    elif schema == "boolean":
+        out.append(1 if value else 0)
+    elif schema != "null":
+        raise TypeError(f"no Avro encoding for {schema!r}")
