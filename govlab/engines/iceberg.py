@@ -10,8 +10,9 @@ single OVERWRITE snapshot removes every previous data file and adds the new ones
 committed once at the end. (PyIceberg's ``tx.overwrite`` + ``tx.append`` would commit
 one snapshot per chunk plus a delete snapshot, and every intermediate snapshot would
 be a readable, partial "version".) A failed seed commits nothing and deletes the
-data files it already wrote. The first seed creates the table in the same transaction,
-so a failed first seed leaves no empty table behind.
+data files it already wrote. The first seed of a table is written and committed by
+``engines.iceberg_commit`` without PyIceberg (the catalog row is inserted last), so a
+failed first seed leaves no empty table behind.
 
 History is bounded: each seed expires, in its own transaction, the snapshots beyond
 the last ``KEEP_VERSIONS`` and then deletes their data files; old metadata JSON files

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from filelock import FileLock
 
 from govlab.config import Settings
 from govlab.engines.base import RowsWrittenFn, TableInfo
@@ -171,7 +172,10 @@ def seed_new_table(
             files = write_data_files(table.layout, stream, table.write_schema, written)
             metadata_location = table.write_metadata(files, written)
             warehouse.mkdir(parents=True, exist_ok=True)
-            _insert_table(catalog_path, name, metadata_location)
+            # the lock SqlCatalog's creation takes in ``IcebergEngine.catalog``: its
+            # SQLAlchemy checks for the catalog tables and then creates them
+            with FileLock(str(settings.lock_dir / "iceberg-catalog.lock")):
+                _insert_table(catalog_path, name, metadata_location)
         except BaseException:
             _delete(written)
             raise
