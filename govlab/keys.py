@@ -61,9 +61,7 @@ class DerivedKeys:
     def audit_fingerprint(self, text: str) -> str:
         """A keyed fingerprint: equal texts match, but no text can be guessed from it
         offline (unlike a plain hash of a short query)."""
-        return hmac.new(self.audit, text.encode("utf-8", "replace"), hashlib.sha256).hexdigest()[
-            :16
-        ]
+        return hmac.digest(self.audit, text.encode("utf-8", "replace"), "sha256").hex()[:16]
 
 
 @lru_cache(maxsize=8)

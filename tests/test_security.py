@@ -454,6 +454,7 @@ def test_server_log_has_no_query_strings_and_no_tracebacks(
                 str(port),
                 "--workers",
                 "0",
+                "--access-log",
                 "--data-dir",
                 str(seeded.data_dir),
             ],

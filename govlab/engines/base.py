@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
@@ -51,6 +52,12 @@ class Engine(Protocol):
 
     def version(self, dataset: str) -> int:
         """Current version number; raises TableNotFound when never seeded."""
+        ...
+
+    def version_witnesses(self, dataset: str) -> tuple[Path, ...]:
+        """Files whose stat changes whenever :meth:`version` would answer differently
+        (a commit adds a log entry, moves a pointer, updates a catalog): what lets a
+        cache hit skip reading the version (``govlab.freshness``)."""
         ...
 
     def info(self, dataset: str) -> TableInfo: ...

@@ -123,6 +123,9 @@ class DeltaEngine(ArrowDatasetEngine):
             return self._table(dataset).version()
         return latest
 
+    def version_witnesses(self, dataset: str) -> tuple[Path, ...]:
+        return (self.path(dataset) / "_delta_log",)  # a commit adds an entry
+
     def info(self, dataset: str) -> TableInfo:
         return self._info(dataset, self._table(dataset))
 

@@ -78,6 +78,9 @@ class ParquetEngine(ArrowDatasetEngine):
             raise TableNotFound(f"parquet table {dataset!r} has not been seeded")
         return current
 
+    def version_witnesses(self, dataset: str) -> tuple[Path, ...]:
+        return (self.path(dataset) / POINTER,)  # replaced atomically by each seed
+
     def versions(self, dataset: str) -> list[int]:
         """Complete versions still on disk (the current one and at most one before it)."""
         table_dir = self.path(dataset)

@@ -29,6 +29,9 @@ it (:func:`compile_access`) and fail closed on a missing or unusable attribute.
 
 from __future__ import annotations
 
+import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -139,11 +142,42 @@ def authorize(
     """Decide; raise :class:`AccessDenied` (HTTP 403, CLI exit 3) or return a grant.
 
     The refusal carries ``dataset`` so the audit files it under that dataset."""
+    memo_key = _memo_key(policy, principal, action, dataset) if job is None else None
+    if memo_key is not None:
+        with _granted_lock:
+            known = _granted.get(memo_key)
+        if known is not None and known.policy is policy:
+            return known
     try:
-        return _decide(policy, principal, action, dataset, job)
+        grant = _decide(policy, principal, action, dataset, job)
     except AccessDenied as exc:
         exc.dataset = dataset
         raise
+    if memo_key is not None:
+        with _granted_lock:
+            _granted[memo_key] = grant
+            while len(_granted) > _GRANTS_KEPT:
+                _granted.popitem(last=False)
+    return grant
+
+
+#: Grants already decided, by (policy object, principal, action, dataset): a grant is a
+#: pure function of these (the policy object is the live text; an edit is a new object),
+#: and binding a row filter is most of what a cache hit would otherwise spend here.
+#: Refusals are decided afresh each time.
+_GRANTS_KEPT = 1024
+_granted: OrderedDict[tuple[Any, ...], Grant] = OrderedDict()
+_granted_lock = threading.Lock()
+
+
+def _memo_key(
+    policy: LoadedPolicy, principal: Principal, action: Action, dataset: str
+) -> tuple[Any, ...] | None:
+    try:  # checked attributes are JSON scalars and lists: 1, 1.0 and true stay apart
+        attrs = json.dumps(dict(principal.attrs), sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    return (id(policy), principal.role, principal.sub, attrs, action, dataset)
 
 
 def _decide(

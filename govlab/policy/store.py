@@ -17,6 +17,7 @@ from filelock import FileLock
 from govlab.catalog import get_dataset
 from govlab.config import DEFAULT_GOVERNANCE_DIR, Settings
 from govlab.config import governance_dir as governance_dir_from_env
+from govlab.freshness import FileMemo
 from govlab.policy import LoadedPolicy, parse_policy, validate_policy
 from govlab.policy.access import Action, Grant
 
@@ -35,6 +36,9 @@ class PolicyStore:
         self.settings = settings
         self.governance_dir = Path(governance_dir or governance_dir_from_env())
         self._validated: dict[str, LoadedPolicy] = {}
+        self._live_paths: FileMemo[str, Path] = FileMemo()
+        self._texts: FileMemo[Path, str] = FileMemo()
+        self._source_paths: dict[str, tuple[Path, Path]] = {}
 
     def _dir(self, dataset: str) -> Path:
         get_dataset(dataset)  # dataset names are checked before they become paths
@@ -50,18 +54,31 @@ class PolicyStore:
         return sorted(found, key=lambda r: r.number)
 
     def current(self, dataset: str) -> LoadedPolicy:
-        """The live policy. The file is read on every call, so an edit by any process
-        is seen at once; parsing and validating (the costly part of a cache hit) is
-        done only when its text differs from the last one validated."""
-        revisions = self.revisions(dataset)
-        path = revisions[-1].path if revisions else self.governance_dir / f"{dataset}.yaml"
-        text = path.read_text(encoding="utf-8")
+        """The live policy. An edit by any process is seen by the next call: which file
+        is live, and its text, are re-read whenever the revisions folder, the shipped
+        file or the live file changes (``govlab.freshness``: a stat per file otherwise);
+        parsing and validating is done only when the text differs from the last one."""
+        path = self._live_paths.get(dataset, self._sources(dataset), lambda: self._live(dataset))
+        text = self._texts.get(path, (path,), lambda: path.read_text(encoding="utf-8"))
         cached = self._validated.get(dataset)
         if cached is not None and cached.text == text:
             return cached
         loaded = validate_policy(parse_policy(text), get_dataset(dataset))
         self._validated[dataset] = loaded
         return loaded
+
+    def _sources(self, dataset: str) -> tuple[Path, Path]:
+        """Where a dataset's live policy can come from: its revisions folder, the shipped
+        file (paths built once per dataset: this is on every cache hit's path)."""
+        known = self._source_paths.get(dataset)
+        if known is None:
+            known = (self._dir(dataset), self.governance_dir / f"{dataset}.yaml")
+            self._source_paths[dataset] = known
+        return known
+
+    def _live(self, dataset: str) -> Path:
+        revisions = self.revisions(dataset)
+        return revisions[-1].path if revisions else self.governance_dir / f"{dataset}.yaml"
 
     def put(self, grant: Grant, text: str) -> tuple[int, LoadedPolicy]:
         """Validate, then store as the next revision; raises PolicyError and stores nothing.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -20,6 +21,7 @@ from govlab.config import Settings
 from govlab.engines import get_engine
 from govlab.engines.base import Engine
 from govlab.errors import BadRequest
+from govlab.freshness import FileMemo
 from govlab.generators import DatasetSpec, get_dataset
 from govlab.keys import DerivedKeys, derive_keys
 from govlab.policy import AccessPlan, LoadedPolicy, Principal
@@ -128,6 +130,9 @@ class GovernedSearch:
         self.policies = policies or PolicyStore(settings)
         self.access = AccessControl(self.policies)
         self._keys: DerivedKeys | None = None
+        self._versions: FileMemo[tuple[str, str], int] = FileMemo()
+        self._engines: dict[str, Engine] = {}
+        self._witnesses: dict[tuple[str, str], tuple[Path, ...]] = {}
 
     @property
     def keys(self) -> DerivedKeys:
@@ -140,7 +145,10 @@ class GovernedSearch:
             from govlab.execution.sources import source
 
             return source(fmt, self.settings)  # type: ignore[return-value]
-        return get_engine(fmt, self.settings)
+        engine = self._engines.get(fmt)
+        if engine is None:  # engines keep no per-request state: one per format will do
+            engine = self._engines[fmt] = get_engine(fmt, self.settings)
+        return engine
 
     def plan(
         self,
@@ -173,10 +181,30 @@ class GovernedSearch:
         """
         spec, loaded, plan = self.plan(dataset, principal, policy)
         engine = self.engine(fmt)
-        version = engine.version(dataset)  # pinned: count and page read the same snapshot
+        version = self.version(engine, dataset)  # pinned: count and page read one snapshot
         sort = SortKey.resolve(query.sort, spec, plan)
         count_limit = None if query.exact_total else self.settings.count_limit
         return Prepared(spec, loaded, plan, engine, version, sort, query, count_limit)
+
+    def version(self, engine: Engine, dataset: str) -> int:
+        """The table's current version, re-read only when the engine's witness files
+        change (a stat each otherwise: the cost of a cache hit's version check)."""
+        key = (engine.name, dataset)
+        files = self._witnesses.get(key)
+        if files is None:
+            name_files = getattr(engine, "version_witnesses", None)
+            if name_files is None:  # a source that cannot name its files: read each time
+                return engine.version(dataset)
+            files = self._witnesses[key] = name_files(dataset)
+        return self._versions.get(key, files, lambda: engine.version(dataset))
+
+    def is_current(self, prepared: Prepared) -> bool:
+        """Whether the policy and table version ``prepared`` pinned are still the live
+        ones, so that everything derived from it (its grant, its page key) still holds."""
+        dataset = prepared.spec.name
+        return self.current_policy(dataset) is prepared.policy and (
+            self.version(prepared.engine, dataset) == prepared.version
+        )
 
     def search(
         self,

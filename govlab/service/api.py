@@ -56,10 +56,14 @@ from govlab.service.cache import (
     CacheStatus,
     PageCache,
     compute_and_store,
-    lookup,
-    page_key,
 )
-from govlab.service.identity import InvalidToken, principal_from_demo_headers, verify_token
+from govlab.service.hit_path import (
+    CacheHitPath,
+    audit_search,
+    lookup_hit,
+    search_audit_fields,
+)
+from govlab.service.identity import InvalidToken, TokenVerifier, principal_from_demo_headers
 from govlab.service.lab_api import install_lab_routes
 from govlab.service.redis_server import redis_url
 
@@ -98,6 +102,7 @@ class Services:
     secret: bytes
     keys: DerivedKeys
     demo_auth: bool
+    tokens: TokenVerifier
 
     @property
     def access(self) -> AccessControl:
@@ -163,6 +168,7 @@ def create_app(
         secret=secret,
         keys=keys,
         demo_auth=demo_auth,
+        tokens=TokenVerifier(secret),
     )
 
     @asynccontextmanager
@@ -190,7 +196,15 @@ def create_app(
     _install_routes(app)
     install_lab_routes(app, current_principal)  # the classroom's routes (lab_api)
     install_access_log_filter()
+    serve_hits_first(app, services)
     return app
+
+
+def serve_hits_first(app: FastAPI, services: Services) -> None:
+    """Put :class:`CacheHitPath` in front of every other layer (error handling,
+    CORS, routing): a hit skips them all, anything else meets them unchanged."""
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: CacheHitPath(build(), services)  # type: ignore[method-assign]
 
 
 class PathOnlyAccessLog(logging.Filter):
@@ -287,7 +301,7 @@ async def current_principal(
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise InvalidToken("Authorization must be 'Bearer <token>'")
-        return verify_token(services.secret, token.strip())
+        return services.tokens.verify(token.strip())
     if services.demo_auth and x_user_role:
         return principal_from_demo_headers(x_user_role, x_user_context)
     raise InvalidToken("missing bearer token")
@@ -320,8 +334,7 @@ async def _cached_page(
 ) -> tuple[CachedPage, CacheStatus]:
     """The lookup runs on the event loop (one Redis GET); a miss computes the page in
     the thread pool, so a scan never holds up other requests' hits."""
-    key = page_key(prepared, principal, services.searcher.keys)
-    hit, reachable = lookup(services.cache, key)
+    hit, key, reachable = lookup_hit(services, prepared, principal)
     if hit is not None:
         return hit, "hit"
     return await run_in_threadpool(
@@ -428,31 +441,14 @@ def _install_routes(app: FastAPI) -> None:
         ] = False,
     ) -> Response:
         """A hit is the stored bytes plus this request's ``strategy`` and ``tookMs``; only
-        a miss (a table scan) leaves the event loop for the thread pool."""
+        a miss (a table scan) leaves the event loop for the thread pool. Most hits never
+        reach this handler: ``hit_path.CacheHitPath`` serves them in front of FastAPI."""
         started = time.perf_counter()
         query = SearchQuery.parse(q, page, page_size, sort, exact_total)
         prepared = services.searcher.prepare(dataset, format, principal, query)
         stored, status = await _cached_page(services, prepared, principal)
         took_ms = round((time.perf_counter() - started) * 1000, 2)  # this request's
-        meta = stored.meta
-        record_audit(
-            services,
-            principal,
-            meta["role"],
-            "search",
-            "ok",
-            dataset=dataset,
-            format=format,
-            **services.audit.query_fields(query.q),
-            policyVersion=meta["policyVersion"],
-            tableVersion=meta["tableVersion"],
-            filter=prepared.plan.filter_sql,
-            maskedFields=meta["maskedFields"],
-            rows=meta["rows"],
-            total=meta["total"],
-            totalExact=meta["totalExact"],
-            cache=status,
-        )
+        audit_search(services, search_audit_fields(services, principal, prepared), stored, status)
         return Response(
             stored.response(status, took_ms),
             media_type="application/json",

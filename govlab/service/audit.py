@@ -9,13 +9,18 @@ default it is kept as a keyed fingerprint and its length (``GOVLAB_AUDIT_QUERY``
 ``fingerprint``, ``full`` or ``none``). Reading is scoped: ``recent(dataset)`` returns
 that dataset's records only.
 
-The file stays open for the life of the log (no open per request); every record is
-written and flushed before ``record`` returns, so a clean stop (``close``) or even a
-crash of the process loses nothing already recorded.
+Writing is buffered so a request never waits for it: ``record`` queues the line and a
+writer thread appends what has queued to the file (kept open for the life of the log,
+flushed after each batch) and to the streams (one pipelined round trip per batch), at
+most :data:`FLUSH_INTERVAL_S` later. ``close`` (the API's shutdown, or the interpreter's
+exit) writes everything still queued, so a clean stop loses no record; a crash loses
+at most the last interval's. Readers (``recent``) flush first, so they see every record
+made before they asked.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import threading
@@ -34,6 +39,8 @@ STREAM_PREFIX = "govlab:audit:"
 NO_DATASET = "-"
 STREAM_MAXLEN = 100_000
 _TAIL_BLOCK = 1 << 16
+FLUSH_INTERVAL_S = 0.05
+IDLE_EXIT_S = 2.0  # a writer with nothing to do for this long ends; the next record starts one
 
 
 class AuditLog:
@@ -48,8 +55,13 @@ class AuditLog:
         self.client = client
         self.keys = keys
         self.query_mode = query_mode
-        self._lock = threading.Lock()
         self._file: IO[str] | None = None
+        self._pending: list[dict[str, Any]] = []  # in record order
+        self._queued = threading.Condition()
+        self._write_lock = threading.Lock()  # one batch at a time: the file keeps order
+        self._writer: threading.Thread | None = None
+        self._closing = False
+        self._exit_hook = False
 
     # ------------------------------------------------------------------ writing
     def query_fields(self, q: str) -> dict[str, Any]:
@@ -62,22 +74,75 @@ class AuditLog:
 
     def record(self, event: str, outcome: str, **fields: Any) -> dict[str, Any]:
         entry = {"time": time.time(), "event": event, "outcome": outcome, **fields}
-        line = json.dumps(entry, separators=(",", ":"), default=str)
-        with self._lock:
-            handle = self._open()
-            handle.write(line + "\n")
-            handle.flush()
-        if self.client is not None:
-            try:
-                self.client.xadd(
-                    stream_of(entry.get("dataset")),
-                    {"entry": line},
-                    maxlen=STREAM_MAXLEN,
-                    approximate=True,
-                )
-            except redis.RedisError as exc:
-                log.warning("audit stream unavailable (%s); kept in file", type(exc).__name__)
+        with self._queued:  # serialised by the writer, off the request's path
+            self._pending.append(entry)
+            if self._writer is None:
+                self._start_writer()
         return entry
+
+    def flush(self) -> None:
+        """Write every queued record now (file first, then the streams)."""
+        with self._write_lock:
+            with self._queued:
+                batch, self._pending = self._pending, []
+            if batch:
+                self._write(batch)
+
+    def close(self) -> None:
+        """Write what is queued and release the file; records after this still land."""
+        with self._queued:
+            self._closing = True
+            self._queued.notify_all()
+            writer = self._writer
+        if writer is not None and writer is not threading.current_thread():
+            writer.join()
+        self.flush()
+        with self._write_lock:
+            if self._file is not None and not self._file.closed:
+                self._file.close()
+        with self._queued:
+            self._closing = False
+
+    def _start_writer(self) -> None:
+        """Called with ``_queued`` held."""
+        if not self._exit_hook:
+            atexit.register(self.close)
+            self._exit_hook = True
+        self._writer = threading.Thread(target=self._run_writer, name="audit-writer", daemon=True)
+        self._writer.start()
+
+    def _run_writer(self) -> None:
+        idle_since = time.monotonic()
+        while True:
+            with self._queued:
+                if not self._pending and not self._closing:
+                    self._queued.wait(FLUSH_INTERVAL_S)
+                if self._closing or (
+                    not self._pending and time.monotonic() - idle_since > IDLE_EXIT_S
+                ):
+                    self._writer = None
+                    return
+                busy = bool(self._pending)
+            if busy:
+                self.flush()
+                idle_since = time.monotonic()
+                time.sleep(FLUSH_INTERVAL_S)  # let a batch gather
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        lines = [json.dumps(entry, separators=(",", ":"), default=str) for entry in batch]
+        handle = self._open()
+        handle.write("".join(line + "\n" for line in lines))
+        handle.flush()
+        if self.client is None:
+            return
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for entry, line in zip(batch, lines, strict=True):
+                stream = stream_of(entry.get("dataset"))
+                pipe.xadd(stream, {"entry": line}, maxlen=STREAM_MAXLEN, approximate=True)
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("audit stream unavailable (%s); kept in file", type(exc).__name__)
 
     def _open(self) -> IO[str]:
         if self._file is None or self._file.closed:
@@ -85,15 +150,10 @@ class AuditLog:
             self._file = self.path.open("a", encoding="utf-8")
         return self._file
 
-    def close(self) -> None:
-        with self._lock:
-            if self._file is not None and not self._file.closed:
-                self._file.flush()
-                self._file.close()
-
     # ------------------------------------------------------------------ reading
     def recent(self, dataset: str, limit: int = 100) -> list[dict[str, Any]]:
         """That dataset's records, newest first; from its stream, else from the file."""
+        self.flush()
         if self.client is not None:
             try:
                 rows = self.client.xrevrange(stream_of(dataset), count=limit)

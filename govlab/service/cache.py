@@ -11,7 +11,6 @@ Redis trouble never fails a search: it is served from the tables with
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
@@ -61,8 +60,7 @@ def page_key(prepared: Prepared, principal: Principal, keys: DerivedKeys) -> str
         "countLimit": prepared.count_limit,
     }
     canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
-    digest = hmac.new(keys.cache, canonical.encode(), hashlib.sha256).hexdigest()
-    return KEY_PREFIX + digest
+    return KEY_PREFIX + hmac.digest(keys.cache, canonical.encode(), "sha256").hex()
 
 
 #: Fields of a page that describe how it was computed, not what it holds: kept beside

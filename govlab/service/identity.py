@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -70,6 +72,11 @@ def mint_token(
 
 def verify_token(secret: bytes, token: str) -> Principal:
     """Decode and check signature, expiry and shape; any doubt is InvalidToken."""
+    return _verify(secret, token)[0]
+
+
+def _verify(secret: bytes, token: str) -> tuple[Principal, float]:
+    """The token's principal and its expiry (seconds since the epoch)."""
     try:
         claims = jwt.decode(
             token,
@@ -85,7 +92,45 @@ def verify_token(secret: bytes, token: str) -> Principal:
     for claim in ("exp", "iat", "nbf"):
         if claim in claims and not _is_time(claims[claim]):
             raise InvalidToken(f"token claim {claim!r} must be a number of seconds")
-    return _principal_from(claims.get("role"), claims.get("attrs", {}), claims.get("sub"))
+    principal = _principal_from(claims.get("role"), claims.get("attrs", {}), claims.get("sub"))
+    return principal, float(claims["exp"])
+
+
+def now() -> float:
+    """The clock a remembered token's expiry is checked against."""
+    return time.time()
+
+
+class TokenVerifier:
+    """:func:`verify_token` for one secret, remembering tokens already verified.
+
+    A token is immutable and its signature, shape and attributes were checked when it
+    was first seen, so a repeat is served from a bounded map (the cost of a cache hit's
+    authentication); its expiry is still checked on every use.
+    """
+
+    def __init__(self, secret: bytes, maxsize: int = 4096) -> None:
+        self.secret = secret
+        self.maxsize = maxsize
+        self._known: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def verify(self, token: str) -> Principal:
+        with self._lock:
+            known = self._known.get(token)
+        if known is not None:
+            principal, expires = known
+            if now() < expires:
+                return principal
+            with self._lock:
+                self._known.pop(token, None)
+            raise InvalidToken("token expired")
+        principal, expires = _verify(self.secret, token)
+        with self._lock:
+            self._known[token] = (principal, expires)
+            while len(self._known) > self.maxsize:
+                self._known.popitem(last=False)
+        return principal
 
 
 def _is_time(value: Any) -> bool:
