@@ -124,4 +124,4 @@ class ArrowDatasetEngine:
     def count(self, spec: DatasetSpec, row_filter: Expr, version: int | None = None) -> int:
         from govlab.policy.compile import to_arrow
 
-        return self._dataset(spec, version).count_rows(filter=to_arrow(row_filter))
+        return int(self._dataset(spec, version).count_rows(filter=to_arrow(row_filter)))

@@ -7,6 +7,7 @@ Read path only: a seed imports neither this nor ``pyarrow.dataset``.
 
 from __future__ import annotations
 
+import posixpath
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 _PRUNED_FILTERS = 256  # filters whose pruned row groups a snapshot remembers
 
@@ -33,6 +36,7 @@ class Snapshot:
         self._pk_bounds: dict[tuple[str, int], tuple[Any, Any] | None] = {}
         self._low_cardinality: dict[str, bool] = {}
         self._pruned: OrderedDict[tuple[str, str], list[RowGroup] | None] = OrderedDict()
+        self._file_columns: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
 
     def row_groups(self, pk: str, expr: pc.Expression) -> list[RowGroup] | None:
@@ -100,6 +104,50 @@ class Snapshot:
         ]
         return ds.FileSystemDataset(remade, schema, file_format, self.dataset.filesystem)
 
+    def read_group(
+        self, group: RowGroup, columns: list[str], dictionary: frozenset[str]
+    ) -> pa.Table | None:
+        """``columns`` of one row group, typed as ``reader([group], dictionary)`` reads
+        them, by the file's own Parquet reader on the calling thread; None when some
+        column is not stored in the file once under its name (a partition column, a
+        column added later): the dataset scanner fills those in.
+
+        Why not the scanner: it hands its batches from its own threads to the caller,
+        which matched them on a pool of its own; on 2 cores the hand-offs cost as much
+        as the matching. A key pass instead gives each pool thread whole row groups to
+        read and match (decoding and the compute kernels release the GIL).
+        """
+        part = group.fragment
+        stored = self.file_columns(part)
+        if any(c not in stored for c in columns):
+            return None
+        with open_input(part) as source:
+            reader = pq.ParquetFile(
+                source,
+                metadata=part.metadata,
+                read_dictionary=[c for c in columns if c in dictionary],
+                pre_buffer=True,
+            )
+            table = reader.read_row_group(group.id, columns=columns, use_threads=False)
+        schema = self.dataset.schema
+        for i, name in enumerate(columns):
+            want = schema.field(name).type
+            if name in dictionary:
+                want = pa.dictionary(pa.int32(), want)
+            if table.schema.field(i).type != want:
+                table = table.set_column(i, name, table.column(i).cast(want))
+        return table
+
+    def file_columns(self, fragment: ds.ParquetFileFragment) -> tuple[str, ...]:
+        """The columns ``fragment``'s file stores once under their name, in file order
+        (converting the footer's schema costs 10-50 us: remembered per file)."""
+        stored = self._file_columns.get(fragment.path)
+        if stored is None:
+            names = fragment.metadata.schema.to_arrow_schema().names
+            stored = tuple(n for n in names if names.count(n) == 1)
+            self._file_columns[fragment.path] = stored
+        return stored
+
     def low_cardinality(self, column: str) -> bool:
         """Whether every row group stores ``column`` wholly dictionary-encoded with a
         dictionary of bounded size (read as a dictionary, a leaf or a text term is
@@ -107,6 +155,18 @@ class Snapshot:
         if column not in self._low_cardinality:
             self._low_cardinality[column] = _small_dictionaries(self.dataset, column)
         return self._low_cardinality[column]
+
+
+def open_input(fragment: ds.FileFragment) -> pa.NativeFile:
+    """``fragment``'s file for reading: memory-mapped when it is local (no copy into a
+    read buffer: about 0.1 ms less per row group when a page fetches a few hundred
+    rows). Data files are immutable once committed, so the mapping cannot change."""
+    filesystem, path = fragment.filesystem, fragment.path
+    if isinstance(filesystem, pafs.SubTreeFileSystem):
+        filesystem, path = filesystem.base_fs, posixpath.join(filesystem.base_path, path)
+    if isinstance(filesystem, pafs.LocalFileSystem):
+        return pa.memory_map(path)
+    return fragment.filesystem.open_input_file(fragment.path)
 
 
 @dataclass(frozen=True)

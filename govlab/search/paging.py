@@ -11,9 +11,8 @@ by the write path (seeding never pays for the policy layer's imports).
 from __future__ import annotations
 
 import threading
-from collections import deque
-from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +23,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from govlab.engines.arrow_dataset import normalise
-from govlab.engines.snapshot import RowGroup, Snapshot
+from govlab.engines.snapshot import RowGroup, Snapshot, open_input
 from govlab.generators.base import DatasetSpec
 from govlab.policy.ast import AlwaysFalse, AlwaysTrue, Expr, and_, columns_of, in_
 from govlab.policy.compile import to_arrow
@@ -173,7 +172,7 @@ def pk_page(
         if offset >= total:  # only when every group was read: ``count_to`` >= ``top``
             return PkPage(spec.schema.empty_table(), total, exact)
     keys, where = key_pass.page(offset, limit)
-    rows = _page_rows(snapshot, groups, spec, expr, keys, where)
+    rows = _page_rows(snapshot, groups, spec, key_pass.refilter(expr), keys, where)
     return PkPage(rows, total, exact)
 
 
@@ -243,65 +242,115 @@ class _KeyPass:
         plan = self.plan
         filters = [self._group_filter(g) for g in groups]
         live = [i for i, f in enumerate(filters) if not isinstance(f, AlwaysFalse)]
+        if plan.filter is not None:
+            self._read_groups(groups, first, filters, live, keys)
+            return
         if not keys:
-            self._count_only(groups, filters, live)
-            return
-        if not live:
-            return
-        columns = self._columns(filters)
-        dataset = self.snapshot.reader([groups[i] for i in live], plan.dictionary)
-        # each batch says which fragment it came from as a column: cheaper than asking
-        # Arrow for the fragment object (which rebuilds its row-group statistics)
-        scanner = dataset.scanner(columns=[*columns, _FRAGMENT], filter=plan.scan_filter)
-        jobs = (
-            (first + live[fragment], part, filters[live[fragment]])
-            for batch in scanner.to_batches()
-            for fragment, part in _by_fragment(batch)
-        )
-        if len(live) <= _INLINE_GROUPS:  # a hand-off to the pool costs more than it saves
-            for group, part, row_filter in jobs:
-                self._add(group, self._matching_keys(part, row_filter))
-            return
-        pool = _fetch_pool()
-        pending: deque[tuple[int, Future[pa.Array]]] = deque()
-        # batches are matched on the pool (Arrow compute releases the GIL), a few at a time
-        for group, part, row_filter in jobs:
-            pending.append((group, pool.submit(self._matching_keys, part, row_filter)))
-            if len(pending) > 2 * _pool_workers:
-                done, job = pending.popleft()
-                self._add(done, job.result())
-        while pending:
-            done, job = pending.popleft()
-            self._add(done, job.result())
-
-    def _count_only(
-        self, groups: list[RowGroup], filters: list[Expr | None], live: list[int]
-    ) -> None:
-        plan = self.plan
-        if plan.filter is None:  # the scanner's filter: Arrow counts
             subset = self.snapshot.subset([groups[i].fragment for i in live])
             self.count += subset.count_rows(filter=plan.scan_filter)
             return
-        whole = [i for i in live if isinstance(filters[i], AlwaysTrue)]
-        self.count += sum(groups[i].rows for i in whole)
-        rest = [i for i in live if not isinstance(filters[i], AlwaysTrue)]
-        if not rest:
+        if not live:
             return
-        columns = self._columns([filters[i] for i in rest])[1:]  # without the key
-        dataset = self.snapshot.reader([groups[i] for i in rest], plan.dictionary)
-        distinct = {filters[i] for i in rest}
-        if len(distinct) == 1:  # one filter for all: no need to know each batch's group
-            (row_filter,) = distinct
-            assert row_filter is not None
-            for batch in dataset.to_batches(columns=columns):
-                self.count += int(_text.true_mask(row_filter, batch, None, plan.dictionary).sum())
-            return
-        scanner = dataset.scanner(columns=[*columns, _FRAGMENT])
+        dataset = self.snapshot.reader([groups[i] for i in live], plan.dictionary)
+        # each batch says which fragment it came from as a column: cheaper than asking
+        # Arrow for the fragment object (which rebuilds its row-group statistics)
+        scanner = dataset.scanner(columns=[*plan.columns, _FRAGMENT], filter=plan.scan_filter)
         for batch in scanner.to_batches():
             for fragment, part in _by_fragment(batch):
-                row_filter = filters[rest[fragment]]
-                assert row_filter is not None
-                self.count += int(_text.true_mask(row_filter, part, None, plan.dictionary).sum())
+                self._add(first + live[fragment], *self._top(part.column(0)))
+
+    def _read_groups(
+        self,
+        groups: list[RowGroup],
+        first: int,
+        filters: list[Expr | None],
+        live: list[int],
+        keys: bool,
+    ) -> None:
+        """The plan's filter on each live group, a whole group per task: read and
+        matched on the pool (both release the GIL), the answers added in group order.
+        A group the filter wholly selects is counted from its metadata when only the
+        count is wanted."""
+        jobs: list[tuple[int, Expr, list[str]]] = []
+        for i in live:
+            row_filter = filters[i]
+            assert row_filter is not None
+            if not keys and isinstance(row_filter, AlwaysTrue):
+                self.count += groups[i].rows
+                continue
+            columns = self._columns([row_filter])
+            if not keys and columns[0] not in columns_of(row_filter):
+                columns = columns[1:]  # counting needs no key
+            jobs.append((i, row_filter, columns))
+        if not jobs:
+            return
+
+        def match(job: tuple[int, Expr, list[str]]) -> tuple[int, pa.Array | None]:
+            i, row_filter, columns = job
+            return self._group_matches(groups[i], row_filter, columns, keys)
+
+        if len(jobs) <= _INLINE_GROUPS:  # a hand-off to the pool costs more than it saves
+            answers = [match(job) for job in jobs]
+        else:
+            answers = list(_fetch_pool().map(match, jobs))
+        for (i, _, _), (count, kept) in zip(jobs, answers, strict=True):
+            if kept is None:
+                self.count += count
+            else:
+                self._add(first + i, count, kept)
+
+    def _group_matches(
+        self, group: RowGroup, row_filter: Expr, columns: list[str], keys: bool
+    ) -> tuple[int, pa.Array | None]:
+        """The number of rows of ``group`` matching ``row_filter``, and (with ``keys``)
+        the first ``top`` of their keys in page order."""
+        dictionary = self.plan.dictionary
+        table = self.snapshot.read_group(group, columns, dictionary)
+        if table is None:  # a column the file does not store: the scanner fills it in
+            table = self.snapshot.reader([group], dictionary).to_table(columns=columns)
+        count = 0
+        matched: list[pa.Array] = []
+        for batch in table.to_batches():
+            if isinstance(row_filter, AlwaysTrue):
+                mask = None
+            else:
+                mask = _text.true_mask(row_filter, batch, None, dictionary)
+            if not keys:
+                count += batch.num_rows if mask is None else int(mask.sum())
+                continue
+            found = batch.column(0) if mask is None else batch.column(0).filter(pa.array(mask))
+            count += len(found)
+            matched.append(found)
+        if not keys:
+            return count, None
+        if not matched:
+            return 0, pa.array([], self._pk_type)
+        held = matched[0] if len(matched) == 1 else pa.concat_arrays(matched)
+        return self._top(held)
+
+    def _top(self, keys: pa.Array) -> tuple[int, pa.Array]:
+        """How many ``keys`` there are, and the ``top`` first of them in page order (no
+        later one can be on the page)."""
+        count = len(keys)
+        if count > self.top:
+            keys = keys.take(pc.select_k_unstable(keys, k=self.top, sort_keys=[("", self._order)]))
+        return count, keys
+
+    def refilter(self, expr: pc.Expression) -> Callable[[RowGroup, pa.Table], pa.Table]:
+        """How a page's rows read from a group are filtered again: by the group's bound
+        filter on their plain values (20 rows: an Acero plan for them costs 0.5 ms),
+        or by ``expr`` (the plan's whole filter as Arrow's) when the scanner decides."""
+
+        def keep(group: RowGroup, rows: pa.Table) -> pa.Table:
+            row_filter = self._group_filter(group)
+            if row_filter is None:
+                return rows.filter(expr)
+            if isinstance(row_filter, AlwaysTrue) or rows.num_rows == 0:
+                return rows
+            batch = rows.combine_chunks().to_batches()[0]
+            return rows.filter(pa.array(_text.true_mask(row_filter, batch, None, frozenset())))
+
+        return keep
 
     def _group_filter(self, group: RowGroup) -> Expr | None:
         """The plan's filter with the group's partition values bound in (a filter on
@@ -328,19 +377,12 @@ class _KeyPass:
         pk = self.plan.columns[0]
         return [pk, *(c for c in self.plan.columns[1:] if c in needed)]
 
-    def _matching_keys(self, batch: pa.RecordBatch, row_filter: Expr | None) -> pa.Array:
-        keys = batch.column(0)
-        if row_filter is None or isinstance(row_filter, AlwaysTrue):
-            return keys
-        mask = _text.true_mask(row_filter, batch, None, self.plan.dictionary)
-        return keys.filter(pa.array(mask))
-
-    def _add(self, group: int, keys: pa.Array) -> None:
+    def _add(self, group: int, count: int, keys: pa.Array) -> None:
+        self.count += count
         if len(keys) == 0:
             return
-        self.count += len(keys)
-        if len(keys) > self.top:
-            keys = keys.take(pc.select_k_unstable(keys, k=self.top, sort_keys=[("", self._order)]))
+        if keys.type != self._pk_type:
+            keys = keys.cast(self._pk_type)
         self._keys.append(keys)
         self._where.append(pa.array(np.full(len(keys), group, dtype=np.int32)))
 
@@ -439,26 +481,35 @@ def _page_rows(
     snapshot: Snapshot,
     groups: list[RowGroup],
     spec: DatasetSpec,
-    expr: pc.Expression,
+    refilter: Callable[[RowGroup, pa.Table], pa.Table],
     page_keys: pa.Array,
     page_groups: pa.ChunkedArray,
 ) -> pa.Table:
     """Whole rows for the page's keys, in page order, read from their row groups only;
-    the row filter is applied again to what is read (as a second scan would)."""
+    the row filter is applied again to what is read (as a second scan would).
+
+    The groups are read side by side on the pool only when there is enough to decode
+    (a few hundred rows a group: handing them to the pool costs more than it saves)."""
     if len(page_keys) == 0:
         return spec.schema.empty_table()
     pk = spec.primary_key
     keyed = pa.table({"k": page_keys, "g": page_groups.combine_chunks()})
-    jobs = [
-        (groups[g], keyed.filter(pc.equal(keyed["g"], g))["k"].combine_chunks())
-        for g in sorted(set(page_groups.to_pylist()))
-    ]
+    jobs = []
+    for g in sorted(set(page_groups.to_pylist())):
+        keys = keyed.filter(pc.equal(keyed["g"], g))["k"].combine_chunks()
+        jobs.append((groups[g], keys, _prefix_rows(groups[g], keys)))
+
+    def fetch(job: tuple[RowGroup, pa.Array, int], threads: bool = False) -> pa.Table:
+        group, keys, prefix = job
+        return refilter(group, _group_rows(snapshot, group, keys, pk, prefix, threads))
+
     if len(jobs) == 1:  # one group: its columns are decoded side by side
-        parts = [_group_rows(snapshot, jobs[0][0], jobs[0][1], pk, threads=True)]
+        parts = [fetch(jobs[0], threads=jobs[0][2] >= _FETCH_CODED_ROWS)]
+    elif sum(job[2] for job in jobs) < _FETCH_CODED_ROWS:
+        parts = [fetch(job) for job in jobs]
     else:  # decoding releases the GIL: the page's row groups are read side by side
-        parts = list(_fetch_pool().map(lambda job: _group_rows(snapshot, job[0], job[1], pk), jobs))
-    rows = pa.concat_tables(parts).filter(expr)
-    rows = normalise(rows, spec.schema)
+        parts = list(_fetch_pool().map(fetch, jobs))
+    rows = normalise(pa.concat_tables(parts), spec.schema)
     positions = pc.index_in(page_keys, value_set=rows.column(pk))
     return rows.take(positions)
 
@@ -477,21 +528,21 @@ def _fetch_pool() -> ThreadPoolExecutor:
 
 
 def _group_rows(
-    snapshot: Snapshot, group: RowGroup, keys: pa.Array, pk: str, threads: bool = False
+    snapshot: Snapshot, group: RowGroup, keys: pa.Array, pk: str, prefix: int, threads: bool
 ) -> pa.Table:
     """The rows of one row group whose key is in ``keys``, in the dataset's schema.
 
     Decoded from the start of the group, stopping once every key was seen: rows are
     pk-ordered in the files, so an early page decodes the start of its groups only.
-    The first batch is sized to reach the last key (``_prefix_rows``), so a page whose
-    keys are spread decodes in one call rather than many small ones. Anything this
-    cannot mirror exactly (a column neither in the file nor a partition key) goes
-    through the dataset scanner instead.
+    The first batch is ``prefix`` rows (``_prefix_rows``: sized to reach the last
+    key), so a page whose keys are spread decodes in one call rather than many small
+    ones. Anything this cannot mirror exactly (a column neither in the file nor a
+    partition key) goes through the dataset scanner instead.
     """
     part = group.fragment
     schema = snapshot.dataset.schema
     metadata = part.metadata
-    in_file = set(metadata.schema.to_arrow_schema().names)
+    in_file = set(snapshot.file_columns(part))
     constants = ds.get_partition_keys(part.partition_expression)
     columns = [name for name in schema.names if name in in_file]
     missing = [name for name in schema.names if name not in in_file]
@@ -499,8 +550,6 @@ def _group_rows(
         return snapshot.subset([part]).to_table(filter=pc.field(pk).isin(keys), use_threads=False)
     remaining = set(keys.to_pylist())
     pieces: list[pa.RecordBatch] = []
-    row_group = group.id
-    prefix = _prefix_rows(group, keys, metadata.row_group(row_group).num_rows)
     # over many rows, dictionary-encoded columns stay codes until the rows kept are cast
     # back; over a few, building the dictionary array costs more than it saves
     coded = []
@@ -510,7 +559,7 @@ def _group_rows(
             for name in columns
             if pa.types.is_string(schema.field(name).type) and snapshot.low_cardinality(name)
         ]
-    with part.filesystem.open_input_file(part.path) as source:
+    with open_input(part) as source:
         # pages are read as they are decoded: pre-buffering would copy the group's
         # every column chunk (megabytes) to fetch a few hundred rows
         reader = pq.ParquetFile(
@@ -522,13 +571,12 @@ def _group_rows(
         )
         batches = reader.iter_batches(
             batch_size=prefix,
-            row_groups=[row_group],
+            row_groups=[group.id],
             columns=columns,
             use_threads=threads,
         )
         for batch in batches:
-            mask = pc.is_in(batch.column(pk), value_set=keys)
-            hits = batch.filter(mask)
+            hits = batch.filter(pc.is_in(batch.column(pk), value_set=keys))
             if hits.num_rows:
                 pieces.append(hits)
                 remaining.difference_update(hits.column(pk).to_pylist())
@@ -547,10 +595,11 @@ def _group_rows(
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _prefix_rows(group: RowGroup, keys: pa.Array, num_rows: int) -> int:
+def _prefix_rows(group: RowGroup, keys: pa.Array) -> int:
     """How many leading rows of ``group`` likely hold every key: the largest key placed
     between the group's min and max key (keys are spread evenly over the rows of the
     pk-ordered files), plus a margin. An underestimate only costs another batch."""
+    num_rows = group.rows
     last = pc.max(keys).as_py()
     if not all(isinstance(v, int) for v in (last, group.lo, group.hi)) or group.hi <= group.lo:
         return max(num_rows, 1)

@@ -211,7 +211,7 @@ def _plain_mask(leaf: Leaf, values: pa.Array) -> np.ndarray:
     """The leaf on plain values: text by ``contains``, a comparison by the kernel its
     Arrow expression calls, the rest by Arrow's expression itself."""
     if isinstance(leaf, Contains):
-        return _true(contains(values, leaf.term))
+        return contains_mask(values, leaf.term)
     if isinstance(leaf, Cmp) and not pa.types.is_floating(leaf.dtype):
         return _true(_COMPARE[leaf.op](values, pa.scalar(leaf.value, leaf.dtype)))
     position = pa.array(np.arange(len(values), dtype=np.int64))
@@ -225,17 +225,29 @@ def _plain_mask(leaf: Leaf, values: pa.Array) -> np.ndarray:
 def _dictionary_mask(leaf: Leaf, values: pa.DictionaryArray, rows: Rows) -> np.ndarray:
     """The leaf once per dictionary entry (and once for NULL), gathered by code; on the
     rows' own values instead when they are fewer than the entries (a big dictionary,
-    such as names, after a selective conjunct)."""
+    such as names, after a selective conjunct). Codes without NULLs are gathered as
+    numpy (zero-copy): Arrow's ``take`` costs more in call overhead at these sizes."""
+    if values.indices.null_count:
+        return _dictionary_mask_nulls(leaf, values, rows)
+    codes: np.ndarray = values.indices.to_numpy()
+    if rows is not None:
+        codes = codes[rows]
+    if len(codes) < len(values.dictionary):
+        return _plain_mask(leaf, values.dictionary.take(pa.array(codes)))
+    entries = _plain_mask(leaf, values.dictionary)
+    picked: np.ndarray = entries[codes]
+    return picked
+
+
+def _dictionary_mask_nulls(leaf: Leaf, values: pa.DictionaryArray, rows: Rows) -> np.ndarray:
+    """``_dictionary_mask`` for codes with NULLs: NULL is decided once, like an entry."""
     codes = values.indices if rows is None else values.indices.take(rows)
     if len(codes) < len(values.dictionary):
         return _plain_mask(leaf, values.dictionary.take(codes))
     entries = _plain_mask(leaf, values.dictionary)
-    if codes.null_count:
-        on_null = _plain_mask(leaf, pa.nulls(1, values.dictionary.type))[0]
-        picked = pc.take(pa.array(entries), codes)
-        return _true(pc.fill_null(picked, bool(on_null)))
-    picked_entries: np.ndarray = entries[codes.to_numpy()]
-    return picked_entries
+    on_null = _plain_mask(leaf, pa.nulls(1, values.dictionary.type))[0]
+    picked = pc.take(pa.array(entries), codes)
+    return _true(pc.fill_null(picked, bool(on_null)))
 
 
 def _true(mask: pa.Array) -> np.ndarray:
@@ -249,9 +261,96 @@ def _true(mask: pa.Array) -> np.ndarray:
 def contains(values: pa.Array, term: str) -> pa.Array:
     """Whether each value contains ``term`` with ASCII letters compared caselessly
     (``policy.casefold``: the definition every compile target shares), as Arrow's
-    ``policy.to_arrow`` computes it."""
+    ``policy.to_arrow`` computes it: NULL for a NULL value."""
     if isinstance(values, pa.DictionaryArray):
         return pc.take(contains(values.dictionary, term), values.indices)
+    found = contains_mask(values, term)
+    if not values.null_count:
+        return pa.array(found)
+    return pa.array(found, mask=~_valid(values))
+
+
+def contains_mask(values: pa.Array, term: str) -> np.ndarray:
+    """Where ``contains(values, term)`` is TRUE, as numpy booleans (NULL is not TRUE).
+
+    Arrow's ``match_substring`` scans every value on its own, byte by byte (about
+    70 ns for a 33-byte address). Plain text columns (addresses: unique, so never a
+    dictionary) are matched here on the whole folded data buffer at once with numpy
+    (``_occurrences``), then each occurrence is given its row by the offsets: about
+    10x faster, and the same bytes matched (a UTF-8 substring is a byte substring).
+    """
+    if isinstance(values, pa.DictionaryArray):
+        entries = contains_mask(values.dictionary, term)
+        if len(entries) == 0:  # every value NULL
+            return np.zeros(len(values), dtype=bool)
+        codes = values.indices
+        if codes.null_count:
+            codes = pc.fill_null(codes, 0)
+        picked: np.ndarray = entries[codes.to_numpy()]
+        return picked & _valid(values) if values.null_count else picked
+    needle = fold(term).encode()
+    if len(needle) < 2 or not (
+        pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
+    ):
+        return _true(_arrow_contains(values, term))
+    if has_ascii_letter(term):
+        values = pc.ascii_lower(values)
+    found = _rows_containing(values, needle)
+    return found & _valid(values) if values.null_count else found
+
+
+def _arrow_contains(values: pa.Array, term: str) -> pa.Array:
     if not has_ascii_letter(term):  # nothing to fold: a plain match
         return pc.match_substring(values, term)
     return pc.match_substring(pc.ascii_lower(values), fold(term))
+
+
+def _valid(values: pa.Array) -> np.ndarray:
+    valid: np.ndarray = values.is_valid().to_numpy(zero_copy_only=False)
+    return valid
+
+
+def _rows_containing(values: pa.Array, needle: bytes) -> np.ndarray:
+    """For each value of a (large) string array, whether its bytes contain ``needle``
+    (at least 2 bytes); NULL slots are not told apart here (the caller masks them)."""
+    n = len(values)
+    found = np.zeros(n, dtype=bool)
+    _, offsets_buffer, data_buffer = values.buffers()
+    if n == 0 or data_buffer is None:
+        return found
+    width = np.int32 if pa.types.is_string(values.type) else np.int64
+    offsets = np.frombuffer(offsets_buffer, dtype=width)[values.offset : values.offset + n + 1]
+    start, end = int(offsets[0]), int(offsets[-1])
+    data = np.frombuffer(data_buffer, dtype=np.uint8)[start:end]
+    positions = _occurrences(data, needle) + start
+    if len(positions) == 0:
+        return found
+    rows = np.searchsorted(offsets, positions, side="right") - 1
+    within = positions + len(needle) <= offsets[rows + 1]  # not across two values
+    found[rows[within]] = True
+    return found
+
+
+def _occurrences(data: np.ndarray, needle: bytes) -> np.ndarray:
+    """Every start position of ``needle`` (2 bytes or more) in ``data`` (uint8).
+
+    Candidates are found by the needle's first two bytes compared as one 16-bit word,
+    at even and at odd positions (two compares of half the buffer each, vectorised);
+    each further byte then only narrows the candidates left.
+    """
+    size = len(needle)
+    last = len(data) - size  # the last position a match can start at
+    if last < 0:
+        return np.zeros(0, dtype=np.int64)
+    word = needle[0] | (needle[1] << 8)
+    even_words = len(data) // 2
+    odd_words = (len(data) - 1) // 2
+    even = np.flatnonzero(data[: 2 * even_words].view("<u2") == word) * 2
+    odd = np.flatnonzero(data[1 : 1 + 2 * odd_words].view("<u2") == word) * 2 + 1
+    candidates = np.concatenate([even, odd])
+    candidates = candidates[candidates <= last]
+    for i in range(2, size):
+        if len(candidates) == 0:
+            break
+        candidates = candidates[data[candidates + i] == needle[i]]
+    return candidates

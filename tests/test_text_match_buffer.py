@@ -1,0 +1,122 @@
+"""The key pass's whole-buffer text matcher (``search.text_match.contains_mask``).
+
+Plain text columns are matched on their folded data buffer at once and each
+occurrence given its row by the offsets; these tests pin that to Arrow's own
+``match_substring`` over the folded values (what ``policy.to_arrow`` compiles a text
+leaf to) on the cases a buffer search can get wrong: a match across two values, values
+that are empty or NULL, arrays that are slices of a bigger buffer, both offset widths,
+dictionary codes with NULLs, and characters whose case mappings differ between engines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from govlab.engines.snapshot import Snapshot
+from govlab.generators import get_dataset
+from govlab.policy.ast import Cmp, Contains, and_, or_
+from govlab.policy.casefold import fold, has_ascii_letter
+from govlab.policy.compile import matches
+from govlab.search.paging import pk_page
+from govlab.search.text_match import contains, contains_mask
+
+SPEC = get_dataset("healthcare")
+PK = SPEC.primary_key
+
+TRICKY = "aAbB \u00e9\u00c9\u00dfİıKkſsS\u212a-%"
+VALUES = st.lists(st.one_of(st.none(), st.text(alphabet=TRICKY, max_size=6)), max_size=25)
+TERMS = st.text(alphabet=TRICKY, min_size=1, max_size=4)
+
+
+def _arrow(values: pa.Array, term: str) -> pa.Array:
+    """Arrow's answer: ``match_substring`` over the ASCII-folded values."""
+    if not has_ascii_letter(term):
+        return pc.match_substring(values, term)
+    return pc.match_substring(pc.ascii_lower(values), fold(term))
+
+
+def _true(mask: pa.Array) -> np.ndarray:
+    flags: np.ndarray = pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+    return flags
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=VALUES,
+    term=TERMS,
+    large=st.booleans(),
+    window=st.tuples(st.integers(0, 25), st.integers(0, 25)),
+)
+def test_buffer_matcher_equals_arrow(
+    values: list[str | None], term: str, large: bool, window: tuple[int, int]
+) -> None:
+    array = pa.array(values, pa.large_string() if large else pa.string())
+    start = min(window[0], len(array))
+    array = array.slice(start, window[1])  # offsets that do not start at 0
+    want = _arrow(array, term)
+    assert np.array_equal(contains_mask(array, term), _true(want))
+    assert contains(array, term).equals(want)
+    encoded = array.dictionary_encode()
+    assert np.array_equal(contains_mask(encoded, term), _true(want))
+
+
+@pytest.mark.parametrize(
+    ("values", "term", "want"),
+    [
+        (["ab", "cd"], "bc", [False, False]),  # across two values: no match
+        (["", "abc", "", "xbc"], "bc", [False, True, False, True]),
+        (["ASTHMA", "asthma", "Asthmatic", None], "AsThMa", [True, True, True, False]),
+        (["aaaa", "aa", "a"], "aaa", [True, False, False]),  # overlapping occurrences
+        (["\u212aelvin", "kelvin"], "k", [False, True]),  # one byte: Arrow's kernel
+        (["\u212aelvin", "kelvin"], "ke", [False, True]),  # the Kelvin sign is not K
+    ],
+)
+def test_buffer_matcher_cases(values: list[str | None], term: str, want: list[bool]) -> None:
+    assert contains_mask(pa.array(values, pa.string()), term).tolist() == want
+
+
+def test_dictionary_with_null_codes_and_no_entries() -> None:
+    indices = pa.array([0, None, 1, 0], pa.int32())
+    encoded = pa.DictionaryArray.from_arrays(indices, pa.array(["xAb", "b"]))
+    assert contains_mask(encoded, "ab").tolist() == [True, False, False, True]
+    no_codes = pa.array([None, None], pa.int32())
+    empty = pa.DictionaryArray.from_arrays(no_codes, pa.array([], pa.string()))
+    assert contains_mask(empty, "ab").tolist() == [False, False]
+
+
+def test_key_pass_reads_a_file_without_a_column_through_the_scanner(
+    raw_tables: dict[str, pa.Table], tmp_path: Path
+) -> None:
+    """A row group read directly by its file's reader (``Snapshot.read_group``) must
+    give what the scanner gives: where the file lacks a column (added later), the
+    scanner fills it in with NULLs and the key pass falls back to it for that group."""
+    table = raw_tables["healthcare"].sort_by(PK)
+    half = table.num_rows // 2
+    pq.write_table(table.slice(0, half), tmp_path / "a.parquet", row_group_size=40)
+    pq.write_table(table.slice(half).drop_columns(["name"]), tmp_path / "b.parquet")
+    dataset = ds.dataset(
+        [str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")], schema=SPEC.schema
+    )
+    rows = table.slice(0, half).to_pylist() + [
+        {**row, "name": None} for row in table.slice(half).to_pylist()
+    ]
+    for row_filter in [
+        or_(Contains("name", "kowalski"), Contains("notes", "asthma")),
+        and_(Cmp("clinician_id", "==", "C007", pa.string()), Contains("name", "a")),
+        Contains("address", "St"),
+    ]:
+        want = [r[PK] for r in rows if matches(row_filter, r)]
+        for offset in (0, 30):
+            page = pk_page(Snapshot(dataset), SPEC, row_filter, False, offset, 20)
+            assert page is not None
+            assert page.rows.column(PK).to_pylist() == want[offset : offset + 20]
+            assert page.total == len(want) and page.exact
