@@ -26,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import Receive, Scope, Send
 
 from govlab import masks
 from govlab.catalog import DATASETS, SIZES
@@ -176,7 +177,7 @@ def create_app(
         yield
         services.audit.close()  # every record is already flushed; release the file
 
-    app = FastAPI(
+    app = GovlabAPI(
         title="govlab",
         version=_version("govlab"),
         description="Governed (RLS/CLS), masked, paginated search over lakehouse tables.",
@@ -196,15 +197,21 @@ def create_app(
     _install_routes(app)
     install_lab_routes(app, current_principal)  # the classroom's routes (lab_api)
     install_access_log_filter()
-    serve_hits_first(app, services)
+    app.hit_path = CacheHitPath(services)
     return app
 
 
-def serve_hits_first(app: FastAPI, services: Services) -> None:
-    """Put :class:`CacheHitPath` in front of every other layer (error handling,
-    CORS, routing): a hit skips them all, anything else meets them unchanged."""
-    build = app.build_middleware_stack
-    app.build_middleware_stack = lambda: CacheHitPath(build(), services)  # type: ignore[method-assign]
+class GovlabAPI(FastAPI):
+    """FastAPI with :class:`CacheHitPath` in front of every other layer (telemetry,
+    error handling, CORS, routing): a cache hit skips them all, and any other request
+    meets them unchanged. Hits are therefore not seen by FastAPI's native telemetry;
+    the audit trail records each one."""
+
+    hit_path: CacheHitPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.hit_path is None or not await self.hit_path.serve(scope, send):
+            await super().__call__(scope, receive, send)
 
 
 class PathOnlyAccessLog(logging.Filter):

@@ -3,7 +3,7 @@
 A cache hit is a few microseconds of govlab's own work (a remembered token, a stat of
 the policy and table files, a remembered grant, an HMAC, one Redis GET, one queued
 audit record), so routing, dependency injection and parameter validation would be
-most of its cost. :class:`CacheHitPath` is an ASGI layer in front of the app: for a
+most of its cost. :class:`CacheHitPath` answers first (``api.GovlabAPI``): for a
 ``GET /search`` whose parameters are in the plain form the route accepts unchanged
 and whose page is cached, it sends the stored bytes itself, through the same
 functions the route uses (``prepare`` and its authorization, ``page_key``,
@@ -18,10 +18,11 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
+
+from starlette.types import Scope, Send
 
 from govlab.catalog import DATASETS
 from govlab.engines import FORMATS
@@ -34,10 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 SEARCH_PATH = "/search"
 DEFAULT_FORMAT = "delta"
@@ -169,22 +166,20 @@ class Resolved:
 
 
 class CacheHitPath:
-    """ASGI layer: serve ``GET /search`` cache hits, pass every other request on."""
+    """Serves ``GET /search`` cache hits; the app (``api.GovlabAPI``) does the rest."""
 
-    def __init__(self, app: ASGIApp, services: Services) -> None:
-        self.app = app
+    def __init__(self, services: Services) -> None:
         self.services = services
         # called on the event loop only: no lock
         self._resolved: OrderedDict[tuple[bytes, str], Resolved] = OrderedDict()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def serve(self, scope: Scope, send: Send) -> bool:
+        """Send the response if this request is a cache hit; whether it was."""
         if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] != SEARCH_PATH:
-            await self.app(scope, receive, send)
-            return
+            return False
         body = self.hit(scope)
         if body is None:
-            await self.app(scope, receive, send)
-            return
+            return False
         await send(
             {
                 "type": "http.response.start",
@@ -197,6 +192,7 @@ class CacheHitPath:
             }
         )
         await send({"type": "http.response.body", "body": body})
+        return True
 
     def hit(self, scope: Scope) -> bytes | None:
         """The response body when this request's page is cached, else ``None``."""
