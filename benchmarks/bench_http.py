@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -32,16 +31,11 @@ from typing import Any
 import httpx
 
 from govlab.config import Settings
+from govlab.service.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BARE_KEY = "bench:bare:page"
 ROUNDS = 5  # sequential requests alternate between the servers in this many rounds
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _summary(samples: list[float]) -> dict[str, float]:

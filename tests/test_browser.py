@@ -29,7 +29,6 @@ import queue
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -46,6 +45,7 @@ from govlab.engines import FORMATS
 from govlab.lab.client import GovlabClient, LocalServer, ensure_server
 from govlab.lab.voila import NOTEBOOK, VoilaServer, start_voila, voila_command
 from govlab.lab.widgets.state import DEFAULT_ATTRS, STAGES
+from govlab.service.redis_server import free_port
 from tests.conftest import TEST_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,12 +86,6 @@ needs_browser = pytest.mark.skipif(
 #: The API this test starts must not share Redis or tables with anything else, and must
 #: cache with its defaults (the first search a MISS, the same one again a HIT).
 ISOLATE_ENV = ("REDIS_URL", "DELTA_DIR", "PARQUET_DIR", "ICEBERG_DIR", "GOVLAB_CACHE_TTL")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _kill_group(pid: int) -> None:
@@ -140,7 +134,7 @@ def api(data_dir: Path, _secret: None) -> Iterator[LocalServer]:
     """A private ``govlab serve`` (API, worker, its own embedded Redis, so the cache starts
     empty) on a free port over an empty data root: the UI seeds every table itself."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     with _isolated_env():
         server = ensure_server(url, str(data_dir), log_path=str(ARTIFACTS / "api.log"))
     assert server.process is not None, f"something already answers at {url}"
@@ -161,7 +155,7 @@ def voila(api: LocalServer, data_dir: Path) -> Iterator[VoilaServer]:
         "GOVLAB_SECRET": TEST_SECRET,
     }
     started = time.monotonic()
-    server = start_voila(port=_free_port(), env=env, log_path=ARTIFACTS / "voila.log", timeout_s=90)
+    server = start_voila(port=free_port(), env=env, log_path=ARTIFACTS / "voila.log", timeout_s=90)
     print(f"voila up in {time.monotonic() - started:.1f} s at {server.url}")
     try:
         yield server
@@ -303,7 +297,7 @@ def test_closing_a_voila_page_may_shut_its_kernel_down(tmp_path: Path) -> None:
     nb.cells = [nbformat.v4.new_code_cell("1 + 1")]
     nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "P"}
     nbformat.write(nb, notebook)
-    server = start_voila(port=_free_port(), notebook=notebook, log_path=tmp_path / "voila.log")
+    server = start_voila(port=free_port(), notebook=notebook, log_path=tmp_path / "voila.log")
     try:
         with httpx.Client(timeout=60) as client:
             page = client.get(server.url)
@@ -494,7 +488,7 @@ def _check_whatif(summary: dict[str, Any]) -> None:
 @pytest.fixture
 def kernel_voila(tmp_path: Path) -> Iterator[tuple[VoilaServer, str]]:
     """Voila whose kernels find no API at GOVLAB_API_URL: each starts its own."""
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     env = {
         "GOVLAB_API_URL": url,
         "GOVLAB_DATA_DIR": str(tmp_path / "data"),
@@ -503,7 +497,7 @@ def kernel_voila(tmp_path: Path) -> Iterator[tuple[VoilaServer, str]]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with _isolated_env():
         server = start_voila(
-            port=_free_port(), env=env, log_path=ARTIFACTS / "voila-lifecycle.log", timeout_s=90
+            port=free_port(), env=env, log_path=ARTIFACTS / "voila-lifecycle.log", timeout_s=90
         )
     try:
         yield server, url

@@ -117,10 +117,6 @@ class GovlabClient:
         token = mint_token(settings.secret_key(), role, attrs or {}, f"{role}-lab", ttl_s)
         return cls(base_url or api_url(), token, settings=settings)
 
-    def with_role(self, role: str, attrs: dict[str, Any] | None = None) -> GovlabClient:
-        """Same server and signing secret, another principal."""
-        return GovlabClient.for_role(role, attrs, self.base_url, self.settings)
-
     def close(self) -> None:
         self._http.close()
 

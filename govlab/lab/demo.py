@@ -10,18 +10,13 @@ from typing import Any
 
 from govlab.config import Settings
 from govlab.lab.client import describe_total
+from govlab.lab.widgets.state import DEFAULT_ATTRS  # the lab's own example attributes
 from govlab.policy import Principal
 from govlab.search import GovernedSearch, SearchQuery
 from govlab.seeding import seed_table
 from govlab.service.cache import PageCache, cached_search
 from govlab.service.redis_server import redis_url
 
-DEMO_ATTRS: dict[str, dict[str, Any]] = {
-    "clinician": {"id": "C007"},
-    "analyst": {"allowed_regions": ["NE", "SW"]},
-    "risk_officer": {"allowed_regions": ["NE", "SW"]},
-    "support_agent": {"region": "W"},
-}
 SHOWN_ROWS = 3
 
 
@@ -38,7 +33,7 @@ def run_demo(
     cache = PageCache(client, ttl_s=60)
     summaries = []
     for role in searcher.policies.current(dataset).policy.roles:
-        principal = Principal(role.id, DEMO_ATTRS.get(role.id, {}), sub=f"demo-{role.id}")
+        principal = Principal(role.id, DEFAULT_ATTRS.get(role.id, {}), sub=f"demo-{role.id}")
         query = SearchQuery(q=q, page_size=SHOWN_ROWS)
         page, first = cached_search(searcher, cache, dataset, fmt, principal, query)
         _, second = cached_search(searcher, cache, dataset, fmt, principal, query)
