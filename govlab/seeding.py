@@ -46,10 +46,10 @@ def seed_table(
             progress(rows, total)
 
     with closing(Prefetch(iter_batches(spec, total, seed))) as batches:
-        if fmt == "iceberg":  # a new table needs neither PyIceberg nor SQLAlchemy
-            from govlab.engines.iceberg_commit import seed_new_table
+        if fmt == "iceberg":  # a new table or a reseed: no PyIceberg, no SQLAlchemy
+            from govlab.engines.iceberg_commit import seed_without_pyiceberg
 
-            created = seed_new_table(settings, spec, batches, report)
+            created = seed_without_pyiceberg(settings, spec, batches, report)
             if created is not None:
                 return created
         engine = get_engine(fmt, settings)  # imports the format's library meanwhile

@@ -82,7 +82,7 @@ from govlab.engines.iceberg_commit import (
     PARTITION_FIELD_ID,
     TABLE_PROPERTIES,
     VERSION_OFFSET,
-    seed_new_table,
+    seed_without_pyiceberg,
 )
 from govlab.engines.iceberg_write import FileLayout, WrittenFile, write_data_files
 from govlab.engines.writing import CountingBatches, check_dataset_name, seed_lock
@@ -253,7 +253,7 @@ class IcebergEngine:
         commit. A failure before the commit deletes every file written and leaves the
         current version as it was.
         """
-        created = seed_new_table(self.settings, spec, batches, progress)
+        created = seed_without_pyiceberg(self.settings, spec, batches, progress)
         if created is not None:
             return created
         ice_schema, write_schema = iceberg_schema(spec.schema)

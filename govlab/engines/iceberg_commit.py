@@ -27,11 +27,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sqlite3
 import time
 import uuid
 import zlib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +74,7 @@ TABLE_PROPERTIES = {
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": str(KEEP_VERSIONS),
 }
+EXISTING, ADDED, DELETED = 0, 1, 2  # manifest entry status
 TABLE_TYPE = "TABLE"  # SqlCatalog's iceberg_type of a table (not a view)
 
 # The tables as SQLAlchemy creates them for PyIceberg's SqlCatalog (schema "v1").
@@ -158,28 +161,63 @@ def seed_new_table(
     name = check_dataset_name(spec.name)
     if not supported(spec):
         return None
-    root = settings.format_dir("iceberg")
-    catalog_path = root / "catalog.db"
+    catalog_path = settings.format_dir("iceberg") / "catalog.db"
     with seed_lock(settings, "iceberg", name):
         if catalog_path.exists() and not _table_absent(catalog_path, name):
             return None
-        warehouse = root / "warehouse"
-        location = f"{warehouse.as_uri()}/{NAMESPACE}/{name}"
-        table = _NewTable(spec, location)
-        stream = CountingBatches(spec.schema, batches, progress)
-        written: list[str] = []
-        try:
-            files = write_data_files(table.layout, stream, table.write_schema, written)
-            metadata_location = table.write_metadata(files, written)
-            warehouse.mkdir(parents=True, exist_ok=True)
-            # the lock SqlCatalog's creation takes in ``IcebergEngine.catalog``: its
-            # SQLAlchemy checks for the catalog tables and then creates them
-            with FileLock(str(settings.lock_dir / "iceberg-catalog.lock")):
-                _insert_table(catalog_path, name, metadata_location)
-        except BaseException:
-            _delete(written)
-            raise
-        return table.info(settings, catalog_path, metadata_location)
+        return _seed_new(settings, spec, batches, progress)
+
+
+def seed_without_pyiceberg(
+    settings: Settings,
+    spec: DatasetSpec,
+    batches: Iterable[pa.RecordBatch],
+    progress: RowsWrittenFn | None = None,
+) -> TableInfo | None:
+    """Seed ``spec`` without PyIceberg: a new table (as ``seed_new_table``), or a
+    reseed of a table with the same schema and partitioning (``_Reseed``). None
+    (nothing read from ``batches``) for anything else: a schema or layout change, a
+    table property or metadata this module does not write, an unreadable catalog; the
+    caller then seeds through PyIceberg."""
+    name = check_dataset_name(spec.name)
+    if not supported(spec):
+        return None
+    catalog_path = settings.format_dir("iceberg") / "catalog.db"
+    with seed_lock(settings, "iceberg", name):
+        if not catalog_path.exists() or _table_absent(catalog_path, name):
+            return _seed_new(settings, spec, batches, progress)
+        reseed = _Reseed.plan(settings, spec, catalog_path)
+        if reseed is None:
+            return None
+        return reseed.run(batches, progress)
+
+
+def _seed_new(
+    settings: Settings,
+    spec: DatasetSpec,
+    batches: Iterable[pa.RecordBatch],
+    progress: RowsWrittenFn | None,
+) -> TableInfo:
+    """A new table's first seed (the caller holds the seed lock and saw no table)."""
+    root = settings.format_dir("iceberg")
+    catalog_path = root / "catalog.db"
+    warehouse = root / "warehouse"
+    location = f"{warehouse.as_uri()}/{NAMESPACE}/{spec.name}"
+    table = _NewTable(spec, location)
+    stream = CountingBatches(spec.schema, batches, progress)
+    written: list[str] = []
+    try:
+        files = write_data_files(table.layout, stream, table.write_schema, written)
+        metadata_location = table.write_metadata(files, written)
+        warehouse.mkdir(parents=True, exist_ok=True)
+        # the lock SqlCatalog's creation takes in ``IcebergEngine.catalog``: its
+        # SQLAlchemy checks for the catalog tables and then creates them
+        with FileLock(str(settings.lock_dir / "iceberg-catalog.lock")):
+            _insert_table(catalog_path, spec.name, metadata_location)
+    except BaseException:
+        _delete(written)
+        raise
+    return table.info(settings, catalog_path, metadata_location)
 
 
 def _table_absent(catalog_path: Path, name: str) -> bool:
@@ -197,6 +235,41 @@ def _table_absent(catalog_path: Path, name: str) -> bool:
     except sqlite3.Error:
         return False
     return row is None
+
+
+def _table_location(catalog_path: Path, name: str) -> str | None:
+    """The table's metadata location per the catalog (None if unreadable or absent)."""
+    try:
+        connection = sqlite3.connect(f"{catalog_path.as_uri()}?mode=ro", uri=True)
+        try:
+            row = connection.execute(
+                "SELECT metadata_location FROM iceberg_tables "
+                "WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
+                (CATALOG_NAME, NAMESPACE, name),
+            ).fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return None
+    return row[0] if row is not None and isinstance(row[0], str) else None
+
+
+def _swap_table(catalog_path: Path, name: str, previous: str, metadata_location: str) -> None:
+    """Point the catalog's row at ``metadata_location`` if it still points at
+    ``previous`` (SqlCatalog's commit: one compare-and-set UPDATE); CommitConflict if
+    another writer committed meanwhile."""
+    connection = sqlite3.connect(str(catalog_path), timeout=30, isolation_level=None)
+    try:
+        cursor = connection.execute(
+            "UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ? "
+            "WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? "
+            "AND metadata_location = ?",
+            (metadata_location, previous, CATALOG_NAME, NAMESPACE, name, previous),
+        )
+        if cursor.rowcount < 1:
+            raise CommitConflict(f"iceberg table {name!r} was committed by another writer")
+    finally:
+        connection.close()
 
 
 def _insert_table(catalog_path: Path, name: str, metadata_location: str) -> None:
@@ -314,80 +387,31 @@ class _NewTable:
         return metadata
 
     def _write_manifest(self, path: str, files: list[WrittenFile]) -> int:
-        partition_avro = _PARTITION_AVRO[self.partition_type]
-        records = [
-            {
-                "status": 1,  # ADDED
-                "snapshot_id": self.snapshot_id,
-                "sequence_number": None,  # inherited from the manifest list
-                "file_sequence_number": None,
-                "data_file": {
-                    "content": 0,  # data
-                    "file_path": f.path,
-                    "file_format": "PARQUET",
-                    "partition": {self.spec.partition_by: f.partition},
-                    "record_count": f.record_count,
-                    "file_size_in_bytes": f.file_size_in_bytes,
-                    "column_sizes": _avro_map(f.column_sizes),
-                    "value_counts": _avro_map(f.value_counts),
-                    "null_value_counts": _avro_map(f.null_value_counts),
-                    "nan_value_counts": _avro_map({}),
-                    "lower_bounds": _avro_map(f.lower_bounds),
-                    "upper_bounds": _avro_map(f.upper_bounds),
-                    "key_metadata": None,
-                    "split_offsets": f.split_offsets,
-                    "equality_ids": None,
-                    "sort_order_id": None,
-                },
-            }
-            for f in files
-        ]
-        meta = {
-            "schema": json.dumps(self.schema_json, separators=(",", ":")),
-            "partition-spec": json.dumps(self.spec_fields, separators=(",", ":")),
-            "partition-spec-id": "0",
-            "format-version": "2",
-            "content": "data",
-        }
-        schema = _manifest_entry_schema(self.spec.partition_by, partition_avro)
-        return write_avro(path, schema, meta, records)
+        records = _added_entries(files, self.snapshot_id, self.spec.partition_by)
+        return _write_manifest(
+            path,
+            records,
+            self.schema_json,
+            self.spec_fields,
+            0,
+            self.spec.partition_by,
+            self.partition_type,
+        )
 
     def _write_manifest_list(
         self, path: str, manifest: str, manifest_length: int, files: list[WrittenFile]
     ) -> None:
-        values = [f.partition for f in files]
-        present = [v for v in values if v is not None]
-        partition_summary = {
-            "contains_null": len(present) < len(values),
-            "contains_nan": False,
-            "lower_bound": _partition_bound(min(present), self.partition_type) if present else None,
-            "upper_bound": _partition_bound(max(present), self.partition_type) if present else None,
-        }
-        rows = sum(f.record_count for f in files)
-        record = {
-            "manifest_path": manifest,
-            "manifest_length": manifest_length,
-            "partition_spec_id": 0,
-            "content": 0,
-            "sequence_number": 1,
-            "min_sequence_number": 1,
-            "added_snapshot_id": self.snapshot_id,
-            "added_files_count": len(files),
-            "existing_files_count": 0,
-            "deleted_files_count": 0,
-            "added_rows_count": rows,
-            "existing_rows_count": 0,
-            "deleted_rows_count": 0,
-            "partitions": [partition_summary],
-            "key_metadata": None,
-        }
-        meta = {
-            "snapshot-id": str(self.snapshot_id),
-            "parent-snapshot-id": "null",
-            "sequence-number": "1",
-            "format-version": "2",
-        }
-        write_avro(path, _MANIFEST_FILE_SCHEMA, meta, [record])
+        record = _manifest_list_record(
+            manifest,
+            manifest_length,
+            0,
+            1,
+            self.snapshot_id,
+            [f.partition for f in files],
+            self.partition_type,
+            added=(len(files), sum(f.record_count for f in files)),
+        )
+        _write_manifest_list(path, [record], self.snapshot_id, None, 1)
 
     def _metadata(self, manifest_list: str, files: list[WrittenFile]) -> dict[str, Any]:
         size = sum(f.file_size_in_bytes for f in files)
@@ -484,6 +508,537 @@ class _NewTable:
             location=local_path(self.location),
             details=details,
         )
+
+
+class _Unsupported(Exception):
+    """The table is not one ``_Reseed`` commits to: PyIceberg seeds it."""
+
+
+# Table properties that move or encode metadata files, or add summaries, otherwise than
+# this module writes them: a table with any of them is reseeded through PyIceberg.
+_FOREIGN_PROPERTIES = (
+    "write.metadata.path",
+    "write.metadata.compression-codec",
+    "write.avro.compression-codec",
+    "write.object-storage.enabled",
+    "write.location-provider.impl",
+    "write.py-location-provider.impl",
+    "write.summary.partition-limit",
+)
+_METADATA_FILE = re.compile(r"(\d+)-([\w-]{36})(?:\.\w+)?\.metadata\.json")
+# Totals of a snapshot summary: (total, added, removed), as PyIceberg updates them.
+_TOTALS = (
+    ("total-data-files", "added-data-files", "deleted-data-files"),
+    ("total-delete-files", "added-delete-files", "removed-delete-files"),
+    ("total-records", "added-records", "deleted-records"),
+    ("total-files-size", "added-files-size", "removed-files-size"),
+    ("total-position-deletes", "added-position-deletes", "removed-position-deletes"),
+    ("total-equality-deletes", "added-equality-deletes", "removed-equality-deletes"),
+)
+
+
+@dataclass(frozen=True)
+class _LiveFile:
+    """A live data file of a snapshot: its manifest entry's ``data_file`` record and
+    (inherited) sequence numbers."""
+
+    data_file: dict[str, Any]
+    sequence_number: int | None
+    file_sequence_number: int | None
+
+
+class _Reseed:
+    """A reseed of an existing table with the same schema and partitioning, committed
+    as ``IcebergEngine.write`` commits it through PyIceberg, with the same result:
+
+    * one OVERWRITE snapshot (sequence number: the table's last plus one) whose
+      manifest list holds a manifest of the new files (ADDED) and one of every live
+      file of the current snapshot (DELETED, with their sequence numbers), as
+      PyIceberg's ``_OverwriteFiles`` writes them; the summary's counts and totals as
+      PyIceberg's ``SnapshotSummaryCollector`` and ``update_snapshot_summaries``;
+    * history: the snapshots beyond the newest ``KEEP_VERSIONS - 1`` expire in the
+      same metadata (``ExpireSnapshots``: removed with their snapshot-log entries, a
+      child's parent id dropped), and their data files are deleted after the commit;
+    * the metadata JSON: the next ``NNNNN-<uuid>.metadata.json``, the previous one
+      appended to the metadata log (trimmed to ``write.metadata.previous-versions-max``)
+      and files dropped from the log deleted after the commit, table properties
+      brought up to date as the PyIceberg path does;
+    * the catalog: SqlCatalog's compare-and-set on the previous metadata location.
+
+    Everything is read (metadata JSON, manifest lists and manifests of the current
+    and the expiring snapshots) before a batch is: a table that surprises the plan
+    goes to PyIceberg untouched.
+    """
+
+    def __init__(self, settings: Settings, spec: DatasetSpec, catalog_path: Path) -> None:
+        self.settings = settings
+        self.spec = spec
+        self.catalog_path = catalog_path
+        previous = _table_location(catalog_path, spec.name)
+        if previous is None:
+            raise _Unsupported("no metadata location in the catalog")
+        self.previous_location = previous
+        with open(local_path(previous), encoding="utf-8") as file:
+            base: dict[str, Any] = json.load(file)
+        self.base = base
+        if base.get("format-version") != 2:
+            raise _Unsupported("format version")
+        self.location = str(base["location"]).rstrip("/")
+        local_path(self.location)  # ValueError unless on the local file system
+        properties: dict[str, str] = dict(base.get("properties", {}))
+        if any(key in properties for key in _FOREIGN_PROPERTIES):
+            raise _Unsupported("table properties")
+        stale = {
+            k: v
+            for k, v in TABLE_PROPERTIES.items()
+            if k.startswith("write.") and properties.get(k) != v
+        }
+        self.properties = {**properties, **stale}
+
+        # layout: the schema and partitioning ``engines.iceberg._same_layout`` accepts
+        self.schema_json = _by_id(base["schemas"], "schema-id", base["current-schema-id"])
+        types = [(f.name, iceberg_type(f.type)[0]) for f in spec.schema]
+        fields = self.schema_json["fields"]
+        if [(f["name"], f["type"]) for f in fields] != types:
+            raise _Unsupported("schema changed")
+        self.field_ids = {f["name"]: int(f["id"]) for f in fields}
+        self.spec_id = int(base["default-spec-id"])
+        self.spec_fields = _by_id(base["partition-specs"], "spec-id", self.spec_id)["fields"]
+        if len(self.spec_fields) != 1:
+            raise _Unsupported("partitioning changed")
+        partition = self.spec_fields[0]
+        if (partition["transform"], partition["field-id"], partition["source-id"]) != (
+            "identity",
+            PARTITION_FIELD_ID,
+            self.field_ids[spec.partition_by],
+        ):
+            raise _Unsupported("partitioning changed")
+        self.partition_name = str(partition["name"])
+        self.partition_type = dict(types)[spec.partition_by]
+        order = _by_id(base["sort-orders"], "order-id", base["default-sort-order-id"])
+        self.sort_order = _sort_order_text(order["fields"])
+
+        # the current snapshot and history
+        current_id = base.get("current-snapshot-id")
+        snapshots: list[dict[str, Any]] = base["snapshots"]
+        if current_id is None or base.get("refs") != {
+            "main": {"snapshot-id": current_id, "type": "branch"}
+        }:
+            raise _Unsupported("refs")
+        if base.get("statistics") or base.get("partition-statistics"):
+            raise _Unsupported("statistics files")
+        self.current = _by_id(snapshots, "snapshot-id", current_id)
+        self.previous = self._live_files(self.current)
+        history = sorted(snapshots, key=lambda s: int(s["sequence-number"]))
+        self.expiring = history[: max(0, len(history) - (KEEP_VERSIONS - 1))]
+        self.expired_files = {
+            live.data_file["file_path"]
+            for snapshot in self.expiring
+            for live in self._live_files(snapshot)
+        }
+
+    @classmethod
+    def plan(cls, settings: Settings, spec: DatasetSpec, catalog_path: Path) -> _Reseed | None:
+        """The reseed, or None when PyIceberg should commit it."""
+        try:
+            return cls(settings, spec, catalog_path)
+        except (_Unsupported, OSError, ValueError, KeyError, TypeError, IndexError, zlib.error):
+            return None
+
+    def _live_files(self, snapshot: Mapping[str, Any]) -> list[_LiveFile]:
+        """The data files a snapshot lists (ADDED and EXISTING entries of its manifests,
+        sequence numbers inherited as PyIceberg's reader does)."""
+        _, _, manifests = read_avro(snapshot["manifest-list"])
+        live = []
+        for manifest in manifests:
+            if manifest["content"] != 0 or manifest["partition_spec_id"] != self.spec_id:
+                raise _Unsupported("delete files or another partition spec")
+            inherited = manifest["sequence_number"]
+            for entry in read_avro(manifest["manifest_path"])[2]:
+                if entry["status"] == DELETED:
+                    continue
+                data_file = entry["data_file"]
+                if (
+                    data_file["content"] != 0
+                    or data_file.keys() != _DATA_FILE_FIELDS
+                    or data_file["partition"].keys() != {self.partition_name}
+                ):
+                    raise _Unsupported("manifest entry")
+                inherit = inherited == 0 or entry["status"] == ADDED
+                sequence = entry["sequence_number"]
+                file_sequence = entry["file_sequence_number"]
+                live.append(
+                    _LiveFile(
+                        data_file,
+                        inherited if sequence is None and inherit else sequence,
+                        inherited if file_sequence is None and inherit else file_sequence,
+                    )
+                )
+        return live
+
+    # -------------------------------------------------------------- the seed
+    def run(self, batches: Iterable[pa.RecordBatch], progress: RowsWrittenFn | None) -> TableInfo:
+        spec = self.spec
+        write_schema = pa.schema(
+            [pa.field(f.name, iceberg_type(f.type)[1], nullable=True) for f in spec.schema]
+        )
+        layout = FileLayout(
+            location=self.location,
+            properties=self.properties,
+            field_ids=self.field_ids,
+            partition_column=spec.partition_by,
+            partition_name=self.partition_name,
+        )
+        stream = CountingBatches(spec.schema, batches, progress)
+        written: list[str] = []
+        try:
+            files = write_data_files(layout, stream, write_schema, written)
+            metadata, metadata_location = self._write_metadata(files, written)
+            _swap_table(self.catalog_path, spec.name, self.previous_location, metadata_location)
+        except BaseException:
+            _delete(written)
+            raise
+        self._reclaim(files, metadata)
+        return self._info(metadata, metadata_location)
+
+    def _write_metadata(
+        self, files: list[WrittenFile], written: list[str]
+    ) -> tuple[dict[str, Any], str]:
+        """Manifests, manifest list and metadata JSON of the new snapshot; each path
+        goes to ``written`` before the file is created. (metadata, its location)"""
+        base = self.base
+        sequence = int(base["last-sequence-number"]) + 1
+        snapshot_id = _new_snapshot_id({int(s["snapshot-id"]) for s in base["snapshots"]})
+        commit_uuid = uuid.uuid4()
+        metadata_dir = f"{self.location}/metadata"
+        os.makedirs(local_path(metadata_dir), exist_ok=True)
+        manifests: list[tuple[list[dict[str, Any]], list[Any], str]] = []
+        if files:
+            added = _added_entries(files, snapshot_id, self.partition_name)
+            manifests.append((added, [f.partition for f in files], "added"))
+        if self.previous:
+            deleted = [
+                {
+                    "status": DELETED,
+                    "snapshot_id": snapshot_id,
+                    "sequence_number": p.sequence_number,
+                    "file_sequence_number": p.file_sequence_number,
+                    "data_file": p.data_file,
+                }
+                for p in self.previous
+            ]
+            partitions = [p.data_file["partition"][self.partition_name] for p in self.previous]
+            manifests.append((deleted, partitions, "deleted"))
+        records = []
+        for number, (entries, partitions, kind) in enumerate(manifests):
+            path = f"{metadata_dir}/{commit_uuid}-m{number}.avro"
+            written.append(path)
+            length = _write_manifest(
+                path,
+                entries,
+                self.schema_json,
+                self.spec_fields,
+                self.spec_id,
+                self.partition_name,
+                self.partition_type,
+            )
+            counts = (len(entries), sum(e["data_file"]["record_count"] for e in entries))
+            records.append(
+                _manifest_list_record(
+                    path,
+                    length,
+                    self.spec_id,
+                    sequence,
+                    snapshot_id,
+                    partitions,
+                    self.partition_type,
+                    **{kind: counts},
+                )
+            )
+        manifest_list = f"{metadata_dir}/snap-{snapshot_id}-0-{commit_uuid}.avro"
+        written.append(manifest_list)
+        parent_id = int(self.current["snapshot-id"])
+        _write_manifest_list(manifest_list, records, snapshot_id, parent_id, sequence)
+
+        timestamp_ms = int(time.time() * 1000)
+        snapshot = {
+            "snapshot-id": snapshot_id,
+            "parent-snapshot-id": parent_id,
+            "sequence-number": sequence,
+            "timestamp-ms": timestamp_ms,
+            "manifest-list": manifest_list,
+            "summary": self._summary(files),
+            "schema-id": self.schema_json["schema-id"],
+        }
+        metadata = self._metadata(snapshot)
+        name = f"{self._next_metadata_version():05d}-{uuid.uuid4()}.metadata.json"
+        location = f"{metadata_dir}/{name}"
+        written.append(location)
+        with open(local_path(location), "x", encoding="utf-8") as out:
+            json.dump(metadata, out, separators=(",", ":"))
+        return metadata, location
+
+    def _summary(self, files: list[WrittenFile]) -> dict[str, str]:
+        """The snapshot summary PyIceberg writes for the overwrite."""
+        removed = [p.data_file for p in self.previous]
+        counts = {
+            "added-files-size": sum(f.file_size_in_bytes for f in files),
+            "removed-files-size": sum(int(d["file_size_in_bytes"]) for d in removed),
+            "added-data-files": len(files),
+            "deleted-data-files": len(removed),
+            "added-records": sum(f.record_count for f in files),
+            "deleted-records": sum(int(d["record_count"]) for d in removed),
+            "changed-partition-count": len(
+                {_partition_key(f.partition) for f in files}
+                | {_partition_key(d["partition"][self.partition_name]) for d in removed}
+            ),
+        }
+        summary = {"operation": "overwrite"}
+        summary.update({k: str(v) for k, v in counts.items() if v > 0})
+        previous: Mapping[str, str] = self.current.get("summary") or {
+            total: "0" for total, _, _ in _TOTALS
+        }
+        for total_key, added_key, removed_key in _TOTALS:
+            text = previous.get(total_key)
+            if not text:
+                continue
+            total = int(text)
+            if total >= 0 and summary.get(added_key):
+                total += int(summary[added_key])
+            if total >= 0 and summary.get(removed_key):
+                total -= int(summary[removed_key])
+            if total >= 0:
+                summary[total_key] = str(total)
+        return summary
+
+    def _metadata(self, snapshot: dict[str, Any]) -> dict[str, Any]:
+        """The table metadata after the commit (the previous file's, key order kept)."""
+        base = self.base
+        metadata = dict(base)
+        metadata["properties"] = self.properties
+        expired = {int(s["snapshot-id"]) for s in self.expiring}
+        snapshots = []
+        for kept in base["snapshots"]:
+            if int(kept["snapshot-id"]) in expired:
+                continue
+            if kept.get("parent-snapshot-id") in expired:
+                kept = {k: v for k, v in kept.items() if k != "parent-snapshot-id"}
+            snapshots.append(kept)
+        timestamp_ms = snapshot["timestamp-ms"]
+        metadata["last-updated-ms"] = timestamp_ms
+        metadata["current-snapshot-id"] = snapshot["snapshot-id"]
+        metadata["snapshots"] = [*snapshots, snapshot]
+        metadata["snapshot-log"] = [
+            *(e for e in base.get("snapshot-log", []) if int(e["snapshot-id"]) not in expired),
+            {"snapshot-id": snapshot["snapshot-id"], "timestamp-ms": timestamp_ms},
+        ]
+        keep = max(1, int(self.properties.get("write.metadata.previous-versions-max", 100)))
+        log = list(base.get("metadata-log", []))
+        if len(log) >= keep:
+            log = log[len(log) - keep + 1 :]
+        log.append(
+            {"metadata-file": self.previous_location, "timestamp-ms": base["last-updated-ms"]}
+        )
+        metadata["metadata-log"] = log
+        metadata["refs"] = {"main": {"snapshot-id": snapshot["snapshot-id"], "type": "branch"}}
+        metadata["last-sequence-number"] = snapshot["sequence-number"]
+        return metadata
+
+    def _next_metadata_version(self) -> int:
+        match = _METADATA_FILE.fullmatch(self.previous_location.rsplit("/", 1)[-1])
+        return int(match.group(1)) + 1 if match else 0
+
+    def _reclaim(self, files: list[WrittenFile], metadata: Mapping[str, Any]) -> None:
+        """After the commit: the expired snapshots' data files (never a file the new or
+        the previous snapshot lists), and the metadata files the log no longer names."""
+        keep = {p.data_file["file_path"] for p in self.previous} | {f.path for f in files}
+        _delete(sorted(self.expired_files - keep))
+        enabled = self.properties.get("write.metadata.delete-after-commit.enabled", "false")
+        if enabled.strip().lower() == "true":
+            logged = {e["metadata-file"] for e in metadata["metadata-log"]}
+            dropped = {e["metadata-file"] for e in self.base.get("metadata-log", [])} - logged
+            _delete(sorted(dropped))
+
+    def _info(self, metadata: Mapping[str, Any], metadata_location: str) -> TableInfo:
+        """What ``IcebergEngine.info`` says about the table right after this seed."""
+        snapshot = metadata["snapshots"][-1]
+        summary = snapshot["summary"]
+        name = self.spec.name
+        details: dict[str, Any] = {
+            "catalog": str(self.catalog_path),
+            "warehouse": str(self.catalog_path.parent / "warehouse"),
+            "identifier": f"{NAMESPACE}.{name}",
+            "metadata_location": metadata_location,
+            "format_version": 2,
+            "snapshot_id": snapshot["snapshot-id"],
+            "sequence_number": snapshot["sequence-number"],
+            "operation": summary["operation"],
+            "partition_spec": [
+                {
+                    "name": self.partition_name,
+                    "transform": "identity",
+                    "source_id": self.field_ids[self.spec.partition_by],
+                }
+            ],
+            "sort_order": self.sort_order,
+            "files": int(summary.get("total-data-files", 0)),
+            "snapshots": len(metadata["snapshots"]),
+            "properties": dict(self.properties),
+        }
+        offset = int(self.properties.get(VERSION_OFFSET, "0"))
+        return TableInfo(
+            format="iceberg",
+            dataset=name,
+            version=offset + int(snapshot["sequence-number"]),
+            rows=int(summary.get("total-records", 0)),
+            location=local_path(self.location),
+            details=details,
+        )
+
+
+def _by_id(items: Iterable[Mapping[str, Any]], key: str, wanted: Any) -> dict[str, Any]:
+    for item in items:
+        if item.get(key) == wanted:
+            return dict(item)
+    raise _Unsupported(f"no {key} {wanted}")
+
+
+def _sort_order_text(fields: list[Mapping[str, Any]]) -> str:
+    """``str(SortOrder)`` of PyIceberg for identity fields."""
+    parts = []
+    for field in fields:
+        if field["transform"] != "identity":
+            raise _Unsupported("sort order transform")
+        direction = str(field["direction"]).upper()
+        nulls = str(field["null-order"]).upper().replace("-", " ")
+        parts.append(f"{field['source-id']} {direction} {nulls}")
+    return "[" + ("\n  " + "\n  ".join(parts) + "\n" if parts else "") + "]"
+
+
+def _partition_key(value: Any) -> tuple[bool, Any]:
+    return (value is None, value)
+
+
+def _new_snapshot_id(taken: set[int]) -> int:
+    """A snapshot id as PyIceberg draws one (a uuid4's halves XORed, made positive)."""
+    while True:
+        raw = uuid.uuid4().bytes
+        mixed = bytes(a ^ b for a, b in zip(raw[:8], raw[8:], strict=True))
+        value = abs(int.from_bytes(mixed, "little", signed=True)) & ((1 << 63) - 1)
+        if value not in taken:
+            return value
+
+
+# ---------------------------------------------------------------------- manifests
+def _added_entries(
+    files: list[WrittenFile], snapshot_id: int, partition_name: str
+) -> list[dict[str, Any]]:
+    """Manifest entries (status ADDED) for the data files a seed wrote."""
+    return [
+        {
+            "status": ADDED,
+            "snapshot_id": snapshot_id,
+            "sequence_number": None,  # inherited from the manifest list
+            "file_sequence_number": None,
+            "data_file": {
+                "content": 0,  # data
+                "file_path": f.path,
+                "file_format": "PARQUET",
+                "partition": {partition_name: f.partition},
+                "record_count": f.record_count,
+                "file_size_in_bytes": f.file_size_in_bytes,
+                "column_sizes": _avro_map(f.column_sizes),
+                "value_counts": _avro_map(f.value_counts),
+                "null_value_counts": _avro_map(f.null_value_counts),
+                "nan_value_counts": _avro_map({}),
+                "lower_bounds": _avro_map(f.lower_bounds),
+                "upper_bounds": _avro_map(f.upper_bounds),
+                "key_metadata": None,
+                "split_offsets": f.split_offsets,
+                "equality_ids": None,
+                "sort_order_id": None,
+            },
+        }
+        for f in files
+    ]
+
+
+def _write_manifest(
+    path: str,
+    records: list[dict[str, Any]],
+    schema_json: Mapping[str, Any],
+    spec_fields: list[dict[str, Any]],
+    spec_id: int,
+    partition_name: str,
+    partition_type: str,
+) -> int:
+    """A v2 data manifest as PyIceberg writes it; its length in bytes."""
+    meta = {
+        "schema": json.dumps(schema_json, separators=(",", ":")),
+        "partition-spec": json.dumps(spec_fields, separators=(",", ":")),
+        "partition-spec-id": str(spec_id),
+        "format-version": "2",
+        "content": "data",
+    }
+    schema = _manifest_entry_schema(partition_name, _PARTITION_AVRO[partition_type])
+    return write_avro(path, schema, meta, records)
+
+
+def _manifest_list_record(
+    manifest: str,
+    length: int,
+    spec_id: int,
+    sequence_number: int,
+    snapshot_id: int,
+    partitions: list[Any],
+    partition_type: str,
+    added: tuple[int, int] = (0, 0),
+    deleted: tuple[int, int] = (0, 0),
+) -> dict[str, Any]:
+    """A manifest list's record of one manifest written by the snapshot being committed
+    (``added``/``deleted``: (files, rows)); ``partitions`` are its entries' values."""
+    present = [v for v in partitions if v is not None]
+    summary = {
+        "contains_null": len(present) < len(partitions),
+        "contains_nan": False,
+        "lower_bound": _partition_bound(min(present), partition_type) if present else None,
+        "upper_bound": _partition_bound(max(present), partition_type) if present else None,
+    }
+    return {
+        "manifest_path": manifest,
+        "manifest_length": length,
+        "partition_spec_id": spec_id,
+        "content": 0,
+        "sequence_number": sequence_number,
+        # no live entry older than the snapshot: PyIceberg's writer leaves it unassigned
+        # and the manifest list fills in the snapshot's sequence number
+        "min_sequence_number": sequence_number,
+        "added_snapshot_id": snapshot_id,
+        "added_files_count": added[0],
+        "existing_files_count": 0,
+        "deleted_files_count": deleted[0],
+        "added_rows_count": added[1],
+        "existing_rows_count": 0,
+        "deleted_rows_count": deleted[1],
+        "partitions": [summary],
+        "key_metadata": None,
+    }
+
+
+def _write_manifest_list(
+    path: str,
+    records: list[dict[str, Any]],
+    snapshot_id: int,
+    parent_id: int | None,
+    sequence_number: int,
+) -> None:
+    meta = {
+        "snapshot-id": str(snapshot_id),
+        "parent-snapshot-id": "null" if parent_id is None else str(parent_id),
+        "sequence-number": str(sequence_number),
+        "format-version": "2",
+    }
+    write_avro(path, _MANIFEST_FILE_SCHEMA, meta, records)
 
 
 def _partition_bound(value: Any, kind: str) -> bytes:
@@ -655,6 +1210,10 @@ def _manifest_entry_schema(partition_name: str, partition_avro: str) -> dict[str
     }
 
 
+_DATA_FILE_FIELDS = frozenset(
+    f["name"] for f in _manifest_entry_schema("p", "string")["fields"][4]["type"]["fields"]
+)
+
 _MANIFEST_FILE_SCHEMA: dict[str, Any] = {
     "type": "record",
     "fields": [
@@ -800,3 +1359,105 @@ def _encode(out: bytearray, schema: Any, value: Any) -> None:
         out.append(1 if value else 0)
     elif schema != "null":
         raise TypeError(f"no Avro encoding for {schema!r}")
+
+
+def read_avro(path: str) -> tuple[dict[str, bytes], Any, list[Any]]:
+    """(header metadata, schema, records) of an Avro object container file written
+    with the null or deflate codec (the codecs PyIceberg writes manifests with);
+    ValueError for anything else."""
+    with open(local_path(path), "rb") as file:
+        data = file.read()
+    if data[:4] != b"Obj\x01":
+        raise ValueError(f"not an Avro file: {path}")
+    meta: dict[str, bytes] = {}
+    pos = 4
+    while True:
+        count, pos = _read_long(data, pos)
+        if count == 0:
+            break
+        if count < 0:
+            count = -count
+            _, pos = _read_long(data, pos)
+        for _ in range(count):
+            key, pos = _read_bytes(data, pos)
+            meta[key.decode()], pos = _read_bytes(data, pos)
+    sync = data[pos : pos + 16]
+    pos += 16
+    schema = json.loads(meta["avro.schema"])
+    codec = meta.get("avro.codec", b"null")
+    if codec not in (b"null", b"deflate"):
+        raise ValueError(f"Avro codec {codec.decode()!r} in {path}")
+    records: list[Any] = []
+    while pos < len(data):
+        count, pos = _read_long(data, pos)
+        size, pos = _read_long(data, pos)
+        block = data[pos : pos + size]
+        pos += size
+        if data[pos : pos + 16] != sync:
+            raise ValueError(f"corrupt Avro block in {path}")
+        pos += 16
+        if codec == b"deflate":
+            block = zlib.decompress(block, -15)
+        at = 0
+        for _ in range(count):
+            record, at = _decode(block, at, schema)
+            records.append(record)
+    return meta, schema, records
+
+
+def _read_long(data: bytes, pos: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return (result >> 1) ^ -(result & 1), pos
+        shift += 7
+
+
+def _read_bytes(data: bytes, pos: int) -> tuple[bytes, int]:
+    length, pos = _read_long(data, pos)
+    if length < 0 or pos + length > len(data):
+        raise ValueError("corrupt Avro bytes")
+    return data[pos : pos + length], pos + length
+
+
+def _decode(data: bytes, pos: int, schema: Any) -> tuple[Any, int]:
+    """One value of ``schema`` (the subset ``_encode`` writes: records as dicts, arrays
+    as lists, unions, int/long/string/bytes/boolean/null); TypeError for other types."""
+    if isinstance(schema, list):
+        branch, pos = _read_long(data, pos)
+        return _decode(data, pos, schema[branch])
+    if isinstance(schema, dict):
+        kind = schema["type"]
+        if kind == "record":
+            record = {}
+            for field in schema["fields"]:
+                record[field["name"]], pos = _decode(data, pos, field["type"])
+            return record, pos
+        if kind == "array":
+            items = []
+            while True:
+                count, pos = _read_long(data, pos)
+                if count == 0:
+                    return items, pos
+                if count < 0:
+                    count = -count
+                    _, pos = _read_long(data, pos)
+                for _ in range(count):
+                    item, pos = _decode(data, pos, schema["items"])
+                    items.append(item)
+        return _decode(data, pos, kind)
+    if schema in ("int", "long"):
+        return _read_long(data, pos)
+    if schema == "string":
+        raw, pos = _read_bytes(data, pos)
+        return raw.decode(), pos
+    if schema == "bytes":
+        return _read_bytes(data, pos)
+    if schema == "boolean":
+        return data[pos] != 0, pos + 1
+    if schema == "null":
+        return None, pos
+    raise TypeError(f"no Avro decoding for {schema!r}")
