@@ -5,8 +5,9 @@ progress callback is the only thing that differs between them.
 
 Rows are generated on a background thread a few batches ahead of the writer
 (``Prefetch``). In a short CLI run that thread starts before the format's library is
-imported, so the first batches are ready when the writer is (the first seed of an
-Iceberg table imports no PyIceberg at all: ``engines.iceberg_commit``); numpy and
+imported, so the first batches are ready when the writer is (a first seed or a
+same-layout reseed of an Iceberg table imports no PyIceberg at all:
+``engines.iceberg_commit``); numpy and
 Arrow release the GIL while they generate, and the batches are the same ones in the
 same order.
 """

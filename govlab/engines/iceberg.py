@@ -10,9 +10,11 @@ single OVERWRITE snapshot removes every previous data file and adds the new ones
 committed once at the end. (PyIceberg's ``tx.overwrite`` + ``tx.append`` would commit
 one snapshot per chunk plus a delete snapshot, and every intermediate snapshot would
 be a readable, partial "version".) A failed seed commits nothing and deletes the
-data files it already wrote. The first seed of a table is written and committed by
-``engines.iceberg_commit`` without PyIceberg (the catalog row is inserted last), so a
-failed first seed leaves no empty table behind.
+data files it already wrote. The first seed of a table, and a reseed with the same
+schema and partitioning, are written and committed by ``engines.iceberg_commit``
+without PyIceberg (the same snapshots, history and files as here; the catalog row is
+inserted or swapped last), so a failed first seed leaves no empty table behind. This
+module commits the rest (schema or layout changes, tables with other settings).
 
 History is bounded: each seed expires, in its own transaction, the snapshots beyond
 the last ``KEEP_VERSIONS`` and then deletes their data files; old metadata JSON files
@@ -246,12 +248,12 @@ class IcebergEngine:
     ) -> TableInfo:
         """One seed: the data files first (``iceberg_write``), then one commit.
 
-        A table that does not exist yet is seeded by ``iceberg_commit`` (no PyIceberg
-        catalog, no SQLAlchemy). Otherwise the table as it is now is read from its
-        metadata file, and the SQL catalog (SQLAlchemy, 0.15-0.3 s of imports) is
-        imported on a thread while the files are written; it is only needed for the
-        commit. A failure before the commit deletes every file written and leaves the
-        current version as it was.
+        A table that does not exist yet, or one reseeded with the same layout, is
+        seeded by ``iceberg_commit`` (no PyIceberg catalog, no SQLAlchemy). Otherwise
+        the table as it is now is read from its metadata file, and the SQL catalog
+        (SQLAlchemy, 0.15-0.3 s of imports) is imported on a thread while the files
+        are written; it is only needed for the commit. A failure before the commit
+        deletes every file written and leaves the current version as it was.
         """
         created = seed_without_pyiceberg(self.settings, spec, batches, progress)
         if created is not None:

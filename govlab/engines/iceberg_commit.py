@@ -1,4 +1,5 @@
-"""The first seed of an Iceberg table without PyIceberg or SQLAlchemy.
+"""Seeds of an Iceberg table without PyIceberg or SQLAlchemy: the first one, and
+reseeds with the same schema and partitioning.
 
 A new table's seed needs little of PyIceberg: data files (``engines.iceberg_write``,
 which imports none of it), one manifest and one manifest list (Avro), one metadata JSON
@@ -16,10 +17,19 @@ written with the standard library:
   row is inserted in one transaction, which fails if the table appeared meanwhile.
 
 So the table is an ordinary Iceberg table: PyIceberg's ``SqlCatalog`` loads it,
-scans it, and commits the next seed on top of it (``engines.iceberg``). Only a table
-that does not exist yet goes this way; a reseed (overwrite, history expiry, schema
-change) goes through PyIceberg. A failure before the catalog row is in deletes every
-file the seed wrote.
+scans it, and commits on top of it (``engines.iceberg``). A failure before the catalog
+row is in deletes every file the seed wrote.
+
+A reseed (``_Reseed``) reads the current metadata JSON (located by the catalog row)
+and the manifests of the current and the expiring snapshots (Avro, read here too),
+and commits what ``engines.iceberg`` commits through PyIceberg: one OVERWRITE snapshot
+(the new files ADDED, the previous ones DELETED), history beyond ``KEEP_VERSIONS``
+expired and its data files deleted after the commit, the metadata log trimmed, and
+the catalog row swapped by compare-and-set on the previous metadata location
+(CommitConflict if another writer committed meanwhile; the seed's files are deleted).
+A schema or partitioning change, or a table with properties or metadata this module
+does not write, goes through PyIceberg (``seed_without_pyiceberg`` returns None
+before reading a batch).
 """
 
 from __future__ import annotations
