@@ -39,7 +39,6 @@ import os
 import platform
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -168,12 +167,6 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # ---------------------------------------------------------------------- seeding
 def seed_once(data_dir: Path, size: str, fmt: str, fresh: bool) -> dict[str, Any]:
     if fresh:
@@ -200,9 +193,11 @@ def seed_once(data_dir: Path, size: str, fmt: str, fresh: bool) -> dict[str, Any
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def seed_cli_once(data_dir: Path, size: str, fmt: str) -> dict[str, Any]:
-    """``govlab seed`` in a fresh process, timed from outside: what a user waits for."""
-    shutil.rmtree(data_dir / fmt, ignore_errors=True)
+def seed_cli_once(data_dir: Path, size: str, fmt: str, fresh: bool = True) -> dict[str, Any]:
+    """``govlab seed`` in a fresh process, timed from outside: what a user waits for.
+    ``fresh``: into an empty format directory; else a reseed of the table there."""
+    if fresh:
+        shutil.rmtree(data_dir / fmt, ignore_errors=True)
     env = {
         k: v for k, v in os.environ.items() if k not in ("DELTA_DIR", "PARQUET_DIR", "ICEBERG_DIR")
     }
@@ -229,12 +224,15 @@ def bench_seed(data_dir: Path, size: str, fmt: str, repeats: int) -> dict[str, A
     runs = []
     for i in range(repeats):
         cli = seed_cli_once(data_dir, size, fmt)
-        run = {**seed_once(data_dir, size, fmt, fresh=True), **cli}
+        again = seed_cli_once(data_dir, size, fmt, fresh=False)  # the same table, reseeded
+        reseed = {f"reseed_{k}": again[k] for k in ("wall_s", "rows_per_s_wall", "cpu_s")}
+        run = {**seed_once(data_dir, size, fmt, fresh=True), **cli, **reseed}
         log(
             f"seed {size}/{fmt} #{i + 1}: govlab seed {run['wall_s']} s wall "
             f"({run['rows_per_s_wall']:,} rows/s, {run['cpu_s']} s CPU, load "
-            f"{run['load_avg']}); in process {run['rows_per_s']:,} rows/s, "
-            f"peak RSS {run['peak_rss_mb']} MB"
+            f"{run['load_avg']}), reseed {run['reseed_wall_s']} s "
+            f"({run['reseed_rows_per_s_wall']:,} rows/s); in process "
+            f"{run['rows_per_s']:,} rows/s, peak RSS {run['peak_rss_mb']} MB"
         )
         runs.append(run)
     return {
@@ -246,6 +244,11 @@ def bench_seed(data_dir: Path, size: str, fmt: str, repeats: int) -> dict[str, A
         "wall_s": round(statistics.median(r["wall_s"] for r in runs), 3),
         "rows_per_s_wall": round(statistics.median(r["rows_per_s_wall"] for r in runs)),
         "cpu_s": round(statistics.median(r.get("cpu_s", 0.0) for r in runs), 3),
+        "reseed_wall_s": round(statistics.median(r["reseed_wall_s"] for r in runs), 3),
+        "reseed_rows_per_s_wall": round(
+            statistics.median(r["reseed_rows_per_s_wall"] for r in runs)
+        ),
+        "reseed_cpu_s": round(statistics.median(r["reseed_cpu_s"] for r in runs), 3),
         "load_avg": round(statistics.median(r.get("load_avg", 0.0) for r in runs), 2),
         "peak_rss_mb": round(statistics.median(r["peak_rss_mb"] for r in runs), 1),
         "peak_rss_mb_max": max(r["peak_rss_mb"] for r in runs),
@@ -514,14 +517,16 @@ def render_markdown(result: dict[str, Any], baseline: dict[str, Any] | None) -> 
             "wall time that is not the seed itself; `CPU s` = that process's CPU time (all "
             "threads; background load does not inflate it, and with 2 cores the wall time of "
             "an idle machine lies between CPU/2 and CPU); `load` = the 1-minute load average "
-            "as it ran (2 cores). In process = the same seed with its imports "
+            "as it ran (2 cores); `reseed` = `govlab seed` again over the table just seeded "
+            "(a new version of an existing table). In process = the same seed with its imports "
             "done before the clock (as a seeding worker runs it). Peak RSS is that process's "
             "high-water mark, `VmHWM` (interpreter and all three engines' imports included; "
             "`RSS before` is the process after imports).",
             "",
             "| size | format | rows | `govlab seed` s | rows/s (wall) | startup | CPU s | load "
+            "| reseed s | rows/s (wall) | CPU s "
             "| in process s | rows/s (in process) | peak RSS MB (median / max) | RSS before MB |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for s in result["seed"]:
             wall = s.get("wall_s")
@@ -532,6 +537,13 @@ def render_markdown(result: dict[str, Any], baseline: dict[str, Any] | None) -> 
                 if wall
                 else "- | - | - | - | -"
             )
+            if s.get("reseed_wall_s"):
+                cli += (
+                    f" | {s['reseed_wall_s']:.2f} | {s['reseed_rows_per_s_wall']:,} | "
+                    f"{s['reseed_cpu_s']:.2f}"
+                )
+            else:
+                cli += " | - | - | -"
             lines.append(
                 f"| {s['size']} | {s['format']} | {s['rows']:,} | {cli} | {s['seconds']:.2f} | "
                 f"{s['rows_per_s']:,} | {s['peak_rss_mb']:.0f} / {s['peak_rss_mb_max']:.0f} | "
@@ -805,14 +817,20 @@ def _seed_targets(seed: list[dict[str, Any]]) -> list[dict[str, Any]]:
     big = [s for s in seed if SIZES[s["size"]] >= SIZES["medium"] and s.get("wall_s")]
     targets = []
     if big:
-        worst = min(big, key=lambda s: s["rows_per_s_wall"])
+        cells = [
+            (s[f"{kind}rows_per_s_wall"], s[f"{kind}wall_s"], s, kind.rstrip("_") or "fresh")
+            for s in big
+            for kind in ("", "reseed_")
+            if s.get(f"{kind}wall_s")
+        ]
+        rate, wall, worst, kind = min(cells, key=lambda c: c[0])
         targets.append(
             {
                 "target": f"`govlab seed` >= {TARGET_SEED_ROWS_S:,} rows/s wall (imports "
-                "included), every format, from 500k rows up",
-                "measured": f"slowest {worst['rows_per_s_wall']:,} rows/s "
-                f"({worst['size']}/{worst['format']}, {worst['wall_s']:.2f} s)",
-                "met": worst["rows_per_s_wall"] >= TARGET_SEED_ROWS_S,
+                "included), every format, from 500k rows up, fresh and reseed",
+                "measured": f"slowest {rate:,} rows/s "
+                f"({worst['size']}/{worst['format']} {kind}, {wall:.2f} s)",
+                "met": rate >= TARGET_SEED_ROWS_S,
             }
         )
     worst = min(seed, key=lambda s: s["rows_per_s"])
