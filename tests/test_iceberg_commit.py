@@ -101,6 +101,54 @@ def test_engine_write_of_a_new_table_takes_this_path(tmp_path: Path) -> None:
     assert info.details["properties"] == dict(details.properties)
 
 
+def test_manifests_have_the_schemas_and_header_pyiceberg_writes(tmp_path: Path) -> None:
+    """The manifest list and manifest (written with fastavro): Iceberg's Avro schemas
+    with their field ids, the header keys PyIceberg writes, deflate, one block, the
+    manifest length the list records; PyIceberg's own Avro reader reads them."""
+    settings = Settings(data_dir=tmp_path)
+    assert iceberg_commit.seed_new_table(settings, SPEC, batches(2_000, seed=1)) is not None
+    table = _catalog(tmp_path).load_table(("govlab", "people"))
+    snapshot = table.current_snapshot()
+    assert snapshot is not None
+    meta, schema, records = iceberg_commit.read_avro(snapshot.manifest_list)
+    assert schema == iceberg_commit._MANIFEST_FILE_SCHEMA
+    assert json.loads(meta.pop("avro.schema")) == schema
+    assert meta == {
+        "snapshot-id": str(snapshot.snapshot_id).encode(),
+        "parent-snapshot-id": b"null",
+        "sequence-number": b"1",
+        "format-version": b"2",
+        "avro.codec": b"deflate",
+    }
+    (record,) = records
+    manifest = Path(local_path(record["manifest_path"]))
+    assert record["manifest_length"] == manifest.stat().st_size
+    meta, schema, entries = iceberg_commit.read_avro(record["manifest_path"])
+    assert schema == iceberg_commit._manifest_entry_schema("region", "string")
+    assert json.loads(meta.pop("avro.schema")) == schema
+    assert json.loads(meta.pop("schema"))["fields"][0] == {
+        "id": 1,
+        "name": "id",
+        "type": "long",
+        "required": False,
+    }
+    assert json.loads(meta.pop("partition-spec")) == [
+        {"source-id": 3, "field-id": 1000, "transform": "identity", "name": "region"}
+    ]
+    assert meta == {
+        "partition-spec-id": b"0",
+        "format-version": b"2",
+        "content": b"data",
+        "avro.codec": b"deflate",
+    }
+    data = manifest.read_bytes()
+    assert data.count(data[-16:]) == 2  # the sync marker: after the header and one block
+    (theirs,) = snapshot.manifests(table.io)
+    assert [e.data_file.file_path for e in theirs.fetch_manifest_entry(table.io)] == [
+        e["data_file"]["file_path"] for e in entries
+    ]
+
+
 def test_existing_table_is_left_to_pyiceberg(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
     assert iceberg_commit.seed_new_table(settings, SPEC, batches(100, seed=1)) is not None

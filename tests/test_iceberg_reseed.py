@@ -366,6 +366,47 @@ def test_avro_reader_reads_what_pyiceberg_writes(
         assert ours == [dict(e.data_file.lower_bounds) for e in expected_entries]
 
 
+def test_entries_that_cannot_be_written_back_go_to_pyiceberg(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The current snapshot's entries are written back (DELETED) with this module's
+    manifest schema: values that do not fit it (as a logical type read from another
+    writer's manifest would be) send the reseed to PyIceberg before a batch is read."""
+    settings = Settings(data_dir=tmp_path)
+    _fast(settings, 300, seed=1)
+    read_avro = iceberg_commit.read_avro
+
+    def foreign(path: str) -> Any:
+        meta, schema, records = read_avro(path)
+        for record in records:
+            if "data_file" in record:
+                bounds = record["data_file"]["lower_bounds"]
+                record["data_file"]["lower_bounds"] = [
+                    {"key": kv["key"], "value": kv["value"].hex()} for kv in bounds
+                ]
+        return meta, schema, records
+
+    monkeypatch.setattr(iceberg_commit, "read_avro", foreign)
+    untouched = batches(300, seed=2)
+    assert iceberg_commit.seed_without_pyiceberg(settings, SPEC, untouched) is None
+    assert next(untouched).num_rows > 0
+    monkeypatch.undo()
+    assert _fast(settings, 400, seed=2).version == 2
+
+
+def test_unreadable_avro_is_a_value_error(tmp_path: Path) -> None:
+    """What ``_Reseed.plan`` turns into the PyIceberg path: not Avro, or cut short."""
+    settings = Settings(data_dir=tmp_path)
+    _fast(settings, 300, seed=1)
+    manifest_list = _table(tmp_path).metadata.snapshots[0].manifest_list
+    data = Path(local_path(manifest_list)).read_bytes()
+    for name, content in [("text.avro", b"not avro"), ("cut.avro", data[: len(data) - 40])]:
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(ValueError):
+            iceberg_commit.read_avro(str(path))
+
+
 def test_reseed_imports_neither_pyiceberg_nor_sqlalchemy(tmp_path: Path) -> None:
     code = (
         "import json, sys\n"

@@ -6,10 +6,11 @@ which imports none of it), one manifest and one manifest list (Avro), one metada
 file, and one row in the SQL catalog. Importing PyIceberg's table layer and its SQL
 catalog costs a fresh ``govlab seed`` process about 0.6 CPU-seconds (pydantic models,
 SQLAlchemy, fsspec, ...), more than writing 500,000 rows takes; here the commit is
-written with the standard library:
+written with the standard library and fastavro (imported when the commit writes, a few
+milliseconds):
 
-* manifest and manifest list: Avro object container files with the schemas (field
-  ids included) PyIceberg 0.12 writes for format version 2, deflate-compressed;
+* manifest and manifest list: Avro object container files (fastavro) with the schemas
+  (field ids included) PyIceberg 0.12 writes for format version 2, deflate-compressed;
 * metadata: the JSON PyIceberg writes for a new table with one APPEND snapshot
   (sequence number 1, a ``main`` branch, the table's sort order and properties);
 * catalog: the JDBC catalog layout PyIceberg's ``SqlCatalog`` creates
@@ -21,7 +22,7 @@ scans it, and commits on top of it (``engines.iceberg``). A failure before the c
 row is in deletes every file the seed wrote.
 
 A reseed (``_Reseed``) reads the current metadata JSON (located by the catalog row)
-and the manifests of the current and the expiring snapshots (Avro, read here too),
+and the manifests of the current and the expiring snapshots (Avro, read with fastavro),
 and commits what ``engines.iceberg`` commits through PyIceberg: one OVERWRITE snapshot
 (the new files ADDED, the previous ones DELETED), history beyond ``KEEP_VERSIONS``
 expired and its data files deleted after the commit, the metadata log trimmed, and
@@ -639,6 +640,9 @@ class _Reseed:
             raise _Unsupported("statistics files")
         self.current = _by_id(snapshots, "snapshot-id", current_id)
         self.previous = self._live_files(self.current)
+        previous_files = [p.data_file for p in self.previous]
+        if not _writable(previous_files, self.partition_name, self.partition_type):
+            raise _Unsupported("manifest entry types")
         history = sorted(snapshots, key=lambda s: int(s["sequence-number"]))
         self.expiring = history[: max(0, len(history) - (KEEP_VERSIONS - 1))]
         self.expired_files = {
@@ -1288,186 +1292,45 @@ _MANIFEST_FILE_SCHEMA: dict[str, Any] = {
 }
 
 
+# Blocks of the files written here: one (a seed's manifests are small), as before.
+_ONE_BLOCK = 1 << 62
+
+
 def write_avro(
     path: str, schema: dict[str, Any], meta: Mapping[str, str], records: list[Any]
 ) -> int:
-    """Write an Avro object container file (one deflate block) with ``schema`` and
-    extra header ``meta``; its size in bytes. The file must not exist yet."""
-    sync = os.urandom(16)
-    header = bytearray(b"Obj\x01")
-    entries = {
-        **{k: v.encode() for k, v in meta.items()},
-        "avro.schema": json.dumps(schema).encode(),
-        "avro.codec": b"deflate",
-    }
-    _write_long(header, len(entries))
-    for key, value in entries.items():
-        _write_bytes(header, key.encode())
-        _write_bytes(header, value)
-    _write_long(header, 0)
-    header += sync
-    body = bytearray()
-    for record in records:
-        _encode(body, schema, record)
-    compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
-    block = compressor.compress(bytes(body)) + compressor.flush()
-    out = bytearray(header)
-    if records:
-        _write_long(out, len(records))
-        _write_long(out, len(block))
-        out += block
-        out += sync
+    """Write an Avro object container file with ``schema``, extra header ``meta`` and
+    ``records`` in one deflate block (fastavro); its size in bytes. The file must not
+    exist yet."""
+    import fastavro  # when a commit writes, not when govlab starts (generation first)
+
     with open(local_path(path), "xb") as file:
-        file.write(out)
-    return len(out)
-
-
-def _write_long(out: bytearray, value: int) -> None:
-    encoded = (value << 1) ^ (value >> 63)
-    while encoded > 0x7F:
-        out.append((encoded & 0x7F) | 0x80)
-        encoded >>= 7
-    out.append(encoded)
-
-
-def _write_bytes(out: bytearray, value: bytes) -> None:
-    _write_long(out, len(value))
-    out += value
-
-
-def _encode(out: bytearray, schema: Any, value: Any) -> None:
-    """Avro binary encoding of ``value`` (records as dicts, arrays as lists)."""
-    if isinstance(schema, list):  # a union: null or the one other branch
-        if value is None:
-            _write_long(out, schema.index("null"))
-            return
-        branch = next(i for i, s in enumerate(schema) if s != "null")
-        _write_long(out, branch)
-        _encode(out, schema[branch], value)
-        return
-    if isinstance(schema, dict):
-        kind = schema["type"]
-        if kind == "record":
-            for field in schema["fields"]:
-                _encode(out, field["type"], value[field["name"]])
-        elif kind == "array":
-            if value:
-                _write_long(out, len(value))
-                for item in value:
-                    _encode(out, schema["items"], item)
-            _write_long(out, 0)
-        else:
-            _encode(out, kind, value)
-        return
-    if schema in ("int", "long"):
-        _write_long(out, int(value))
-    elif schema == "string":
-        _write_bytes(out, str(value).encode())
-    elif schema == "bytes":
-        _write_bytes(out, bytes(value))
-    elif schema == "boolean":
-        out.append(1 if value else 0)
-    elif schema != "null":
-        raise TypeError(f"no Avro encoding for {schema!r}")
+        fastavro.writer(
+            file, schema, records, codec="deflate", metadata=dict(meta), sync_interval=_ONE_BLOCK
+        )
+        return file.tell()
 
 
 def read_avro(path: str) -> tuple[dict[str, bytes], Any, list[Any]]:
-    """(header metadata, schema, records) of an Avro object container file written
-    with the null or deflate codec (the codecs PyIceberg writes manifests with);
-    ValueError for anything else."""
+    """(header metadata, schema, records) of an Avro object container file (fastavro:
+    records as dicts, arrays as lists); ValueError if it is not a readable one."""
+    import fastavro
+    from fastavro.schema import SchemaParseException
+
     with open(local_path(path), "rb") as file:
-        data = file.read()
-    if data[:4] != b"Obj\x01":
-        raise ValueError(f"not an Avro file: {path}")
-    meta: dict[str, bytes] = {}
-    pos = 4
-    while True:
-        count, pos = _read_long(data, pos)
-        if count == 0:
-            break
-        if count < 0:
-            count = -count
-            _, pos = _read_long(data, pos)
-        for _ in range(count):
-            key, pos = _read_bytes(data, pos)
-            meta[key.decode()], pos = _read_bytes(data, pos)
-    sync = data[pos : pos + 16]
-    pos += 16
-    schema = json.loads(meta["avro.schema"])
-    codec = meta.get("avro.codec", b"null")
-    if codec not in (b"null", b"deflate"):
-        raise ValueError(f"Avro codec {codec.decode()!r} in {path}")
-    records: list[Any] = []
-    while pos < len(data):
-        count, pos = _read_long(data, pos)
-        size, pos = _read_long(data, pos)
-        block = data[pos : pos + size]
-        pos += size
-        if data[pos : pos + 16] != sync:
-            raise ValueError(f"corrupt Avro block in {path}")
-        pos += 16
-        if codec == b"deflate":
-            block = zlib.decompress(block, -15)
-        at = 0
-        for _ in range(count):
-            record, at = _decode(block, at, schema)
-            records.append(record)
-    return meta, schema, records
+        try:
+            reader = fastavro.reader(file)
+            records = list(reader)
+        except (EOFError, SchemaParseException) as error:
+            raise ValueError(f"unreadable Avro file {path}: {error}") from error
+    meta = {key: value.encode() for key, value in reader.metadata.items()}
+    return meta, json.loads(reader.metadata["avro.schema"]), records
 
 
-def _read_long(data: bytes, pos: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return (result >> 1) ^ -(result & 1), pos
-        shift += 7
+def _writable(data_files: list[dict[str, Any]], partition_name: str, partition_type: str) -> bool:
+    """Whether data files read from a manifest can be written back as they are (the
+    DELETED entries of a reseed) with this module's manifest schema."""
+    from fastavro.validation import validate_many
 
-
-def _read_bytes(data: bytes, pos: int) -> tuple[bytes, int]:
-    length, pos = _read_long(data, pos)
-    if length < 0 or pos + length > len(data):
-        raise ValueError("corrupt Avro bytes")
-    return data[pos : pos + length], pos + length
-
-
-def _decode(data: bytes, pos: int, schema: Any) -> tuple[Any, int]:
-    """One value of ``schema`` (the subset ``_encode`` writes: records as dicts, arrays
-    as lists, unions, int/long/string/bytes/boolean/null); TypeError for other types."""
-    if isinstance(schema, list):
-        branch, pos = _read_long(data, pos)
-        return _decode(data, pos, schema[branch])
-    if isinstance(schema, dict):
-        kind = schema["type"]
-        if kind == "record":
-            record = {}
-            for field in schema["fields"]:
-                record[field["name"]], pos = _decode(data, pos, field["type"])
-            return record, pos
-        if kind == "array":
-            items = []
-            while True:
-                count, pos = _read_long(data, pos)
-                if count == 0:
-                    return items, pos
-                if count < 0:
-                    count = -count
-                    _, pos = _read_long(data, pos)
-                for _ in range(count):
-                    item, pos = _decode(data, pos, schema["items"])
-                    items.append(item)
-        return _decode(data, pos, kind)
-    if schema in ("int", "long"):
-        return _read_long(data, pos)
-    if schema == "string":
-        raw, pos = _read_bytes(data, pos)
-        return raw.decode(), pos
-    if schema == "bytes":
-        return _read_bytes(data, pos)
-    if schema == "boolean":
-        return data[pos] != 0, pos + 1
-    if schema == "null":
-        return None, pos
-    raise TypeError(f"no Avro decoding for {schema!r}")
+    entry = _manifest_entry_schema(partition_name, _PARTITION_AVRO[partition_type])
+    return bool(validate_many(data_files, entry["fields"][4]["type"], raise_errors=False))
