@@ -157,8 +157,9 @@ def test_reseeds_keep_a_bounded_history_and_reclaim_expired_files(
     engine: IcebergEngine, tmp_path: Path
 ) -> None:
     """Each reseed keeps the last KEEP_VERSIONS snapshots, lists only live manifests,
-    and deletes the data files and metadata JSON of what it expired: seeds do not slow
-    down, and the warehouse does not grow, with the number of reseeds."""
+    and deletes the data files, manifests, manifest lists and metadata JSON of what it
+    expired: seeds do not slow down, and the warehouse does not grow, with the number
+    of reseeds."""
     keep = iceberg_module.KEEP_VERSIONS
     seeds = keep + 3
     files_per_version = {}
@@ -182,3 +183,11 @@ def test_reseeds_keep_a_bounded_history_and_reclaim_expired_files(
         engine.scan(SPEC, ["id"], TRUE, version=versions[0] - 1)
     metadata_files = list((tmp_path / "iceberg" / "warehouse").rglob("*.metadata.json"))
     assert len(metadata_files) <= keep + 1
+    # manifest lists and manifests: those of the kept snapshots only
+    referenced = {
+        iceberg_write.local_path(path)
+        for s in table.metadata.snapshots
+        for path in (s.manifest_list, *(m.manifest_path for m in s.manifests(table.io)))
+    }
+    avro = {str(p) for p in (tmp_path / "iceberg" / "warehouse").rglob("*.avro")}
+    assert avro == referenced

@@ -430,3 +430,160 @@ def test_reseed_imports_neither_pyiceberg_nor_sqlalchemy(tmp_path: Path) -> None
     table = _catalog(tmp_path).load_table(("govlab", "healthcare"))
     assert table.scan().to_arrow().num_rows == 1_000
     assert [s.sequence_number for s in table.metadata.snapshots] == [1, 2, 3]
+
+
+def _metadata_dir(root: Path) -> Path:
+    return root / "iceberg" / "warehouse" / "govlab" / "people" / "metadata"
+
+
+def _referenced_avro(root: Path) -> set[str]:
+    """The manifest lists of the kept snapshots and the manifests they name (PyIceberg's
+    reading of the current metadata)."""
+    table = _table(root)
+    return {
+        local_path(path)
+        for s in table.metadata.snapshots
+        for path in (s.manifest_list, *(m.manifest_path for m in s.manifests(table.io)))
+    }
+
+
+def _rows(version: int) -> int:
+    return 300 + 50 * (version - 1)
+
+
+@pytest.mark.parametrize("path", ["pyiceberg", "stdlib"])
+def test_expired_snapshots_leave_no_manifest_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """After KEEP + 3 reseeds, the metadata directory holds the Avro files the kept
+    snapshots reference and nothing else (their manifest lists and manifests), every
+    kept version scans through govlab and through SqlCatalog (by snapshot id), and a
+    reader that held an older kept version before the last reseeds still reads it."""
+    if path == "pyiceberg":
+        _pyiceberg_only(monkeypatch)
+    settings = Settings(data_dir=tmp_path)
+    engine = IcebergEngine(settings)
+    seeds = KEEP + 3
+    held: Any = None
+    for i in range(seeds):
+        engine.write(SPEC, batches(_rows(i + 1), seed=i))
+        on_disk = {str(p) for p in _metadata_dir(tmp_path).glob("*.avro")}
+        assert on_disk == _referenced_avro(tmp_path), i
+        if i + 1 == KEEP + 1:  # a reader of the table as it was two reseeds ago
+            held = _table(tmp_path)
+            held_dataset = engine.snapshot(SPEC, version=KEEP - 1)
+
+    table = _table(tmp_path)
+    kept = sorted(table.metadata.snapshots, key=lambda s: s.sequence_number or 0)
+    assert [s.sequence_number for s in kept] == list(range(seeds - KEEP + 1, seeds + 1))
+    # per kept snapshot: its manifest list and the two manifests of its overwrite (the
+    # first's DELETED manifest is still listed, so still there)
+    assert len(list(_metadata_dir(tmp_path).glob("*.avro"))) == 3 * KEEP
+    assert len(list(_metadata_dir(tmp_path).glob("*.metadata.json"))) == KEEP + 1
+    for snapshot in kept:
+        version = snapshot.sequence_number
+        want = expected(_rows(version), seed=version - 1)
+        assert by_pk(engine.scan(SPEC, SCHEMA.names, TRUE, version=version)).equals(want)
+        scanned = table.scan(snapshot_id=snapshot.snapshot_id).to_arrow().cast(SCHEMA)
+        assert by_pk(scanned).equals(want), version
+
+    # the held reader: its metadata file is gone from the log, not its kept snapshots
+    assert held is not None and held_dataset is not None
+    ids = {s.sequence_number: s.snapshot_id for s in held.metadata.snapshots}
+    for version in range(seeds - KEEP + 1, KEEP + 2):
+        scanned = held.scan(snapshot_id=ids[version]).to_arrow().cast(SCHEMA)
+        assert by_pk(scanned).equals(expected(_rows(version), seed=version - 1)), version
+    held_rows = held_dataset.dataset.to_table()
+    assert by_pk(held_rows).equals(expected(_rows(KEEP - 1), seed=KEEP - 2))
+
+
+def test_both_paths_keep_the_same_metadata_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same reseeds through each path: as many manifest lists, manifests and
+    metadata JSON files, at every step."""
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    for i in range(KEEP + 3):
+        with monkeypatch.context() as patch:
+            _pyiceberg_only(patch)
+            IcebergEngine(Settings(data_dir=theirs)).write(SPEC, batches(200, seed=i))
+        IcebergEngine(Settings(data_dir=ours)).write(SPEC, batches(200, seed=i))
+        counts = [
+            (
+                len(list(_metadata_dir(root).glob("snap-*.avro"))),
+                len(list(_metadata_dir(root).glob("*-m*.avro"))),
+                len(list(_metadata_dir(root).glob("*.metadata.json"))),
+            )
+            for root in (ours, theirs)
+        ]
+        assert counts[0] == counts[1], i
+    assert counts[0] == (KEEP, 2 * KEEP, KEEP + 1)
+
+
+@pytest.mark.parametrize("path", ["pyiceberg", "stdlib"])
+def test_failed_reclaim_is_logged_and_the_seed_stands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    """Deleting expired files is housekeeping after the commit: when it fails, the
+    seed is committed all the same and the failure is logged."""
+    if path == "pyiceberg":
+        _pyiceberg_only(monkeypatch)
+    engine = IcebergEngine(Settings(data_dir=tmp_path))
+    for i in range(KEEP):
+        engine.write(SPEC, batches(200, seed=i))
+    expiring = _table(tmp_path).metadata.snapshots[0]
+    expired_list = Path(local_path(expiring.manifest_list))
+
+    def unreadable(*args: Any) -> list[str]:
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(iceberg_commit, "expired_files", unreadable)
+    with caplog.at_level("WARNING", logger="govlab.engines.iceberg_commit"):
+        info = engine.write(SPEC, batches(300, seed=KEEP))
+    assert (info.version, info.rows) == (KEEP + 1, 300)
+    assert "disk on fire" in caplog.text
+    assert expired_list.exists()  # left behind, nothing else went wrong
+    table = _table(tmp_path)
+    assert expiring.snapshot_id not in {s.snapshot_id for s in table.metadata.snapshots}
+    assert by_pk(engine.scan(SPEC, SCHEMA.names, TRUE)).equals(expected(300, seed=KEEP))
+    assert engine.count(SPEC, TRUE, version=2) == 200
+
+
+def test_expired_files_spare_what_a_kept_snapshot_reaches(tmp_path: Path) -> None:
+    """``expired_files``: an expired snapshot's manifest list, its manifests and their
+    live data files, except what a kept snapshot names: a manifest list or manifest
+    both name, a data file live in a kept manifest too."""
+    settings = Settings(data_dir=tmp_path)
+    _fast(settings, 300, seed=1)
+    _fast(settings, 300, seed=2)
+    table = _table(tmp_path)
+    first, second = table.metadata.snapshots
+    first_data = {t.file.file_path for t in table.scan(snapshot_id=first.snapshot_id).plan_files()}
+    [first_manifest] = [m.manifest_path for m in first.manifests(table.io)]
+    files = iceberg_commit.expired_files([first.manifest_list], [second.manifest_list])
+    assert set(files) == first_data | {first_manifest, first.manifest_list}
+    assert files[-1] == first.manifest_list  # data files first, the list last
+    assert iceberg_commit.expired_files([second.manifest_list], [second.manifest_list]) == []
+
+    def copy(source: str, name: str, replace: dict[str, str] | None = None) -> str:
+        meta, schema, records = iceberg_commit.read_avro(source)
+        for record in records:
+            if replace and record.get("manifest_path") in replace:
+                record["manifest_path"] = replace[record["manifest_path"]]
+        target = str(tmp_path / name)
+        header = {k: v.decode() for k, v in meta.items() if not k.startswith("avro.")}
+        iceberg_commit.write_avro(target, schema, header, records)
+        return target
+
+    # a kept snapshot listing the expired one's manifest: only the list goes
+    shared_list = copy(first.manifest_list, "shared-list.avro")
+    assert iceberg_commit.expired_files([first.manifest_list], [shared_list]) == [
+        first.manifest_list
+    ]
+    # a kept manifest listing the same data files live: they stay
+    manifest_copy = copy(first_manifest, "manifest-copy.avro")
+    kept_list = copy(first.manifest_list, "kept-list.avro", {first_manifest: manifest_copy})
+    assert iceberg_commit.expired_files([first.manifest_list], [kept_list]) == [
+        first_manifest,
+        first.manifest_list,
+    ]

@@ -17,9 +17,10 @@ inserted or swapped last), so a failed first seed leaves no empty table behind. 
 module commits the rest (schema or layout changes, tables with other settings).
 
 History is bounded: each seed expires, in its own transaction, the snapshots beyond
-the last ``KEEP_VERSIONS`` and then deletes their data files; old metadata JSON files
-go too, and snapshots list live manifests only. Time travel reaches the last
-``KEEP_VERSIONS`` versions.
+the last ``KEEP_VERSIONS`` and then deletes what only they reference (their manifest
+lists, manifests and data files; ``iceberg_commit.expired_files``, shared with the
+stdlib reseed); old metadata JSON files go too, and snapshots list live manifests only.
+Time travel reaches the last ``KEEP_VERSIONS`` versions.
 
 ``version`` is the current snapshot's sequence number (plus an offset kept in a table
 property when a schema change replaced the table, so versions only ever grow);
@@ -84,6 +85,7 @@ from govlab.engines.iceberg_commit import (
     PARTITION_FIELD_ID,
     TABLE_PROPERTIES,
     VERSION_OFFSET,
+    reclaim_expired,
     seed_without_pyiceberg,
 )
 from govlab.engines.iceberg_write import FileLayout, WrittenFile, write_data_files
@@ -364,7 +366,9 @@ class IcebergEngine:
         files: list[DataFile],
     ) -> None:
         """One snapshot replacing every file of ``current``; history beyond the last
-        ``KEEP_VERSIONS`` expires in the same transaction and its files go after it."""
+        ``KEEP_VERSIONS`` expires in the same transaction, and what only the expired
+        snapshots reference (manifest lists, manifests, data files) goes after it
+        (``iceberg_commit.reclaim_expired``, as the stdlib reseed; failures logged)."""
         table = self.catalog.load_table(identifier)
         if table.metadata_location != current.metadata_location:
             raise RuntimeError(f"iceberg table {identifier[1]!r} changed during the seed")
@@ -372,9 +376,9 @@ class IcebergEngine:
         if stale:  # a table created before a writer setting changed
             tx.set_properties(stale)
         previous = [t.file for t in table.scan().plan_files()] if table.current_snapshot() else []
-        expired_files = _expire_history(tx, table, keep_files=previous)
-        _commit_files(tx, previous, files)
-        _delete_files(table.io, expired_files)
+        expired_lists = _expire_history(tx, table)
+        committed = _commit_files(tx, previous, files)
+        reclaim_expired(expired_lists, [s.manifest_list for s in committed.metadata.snapshots])
 
     # ------------------------------------------------------------------ metadata
     def info(self, dataset: str) -> TableInfo:
@@ -497,16 +501,16 @@ def _static_table(location: str) -> Table | None:
         return None
 
 
-def _commit_files(tx: Transaction, previous_files: list[DataFile], files: list[DataFile]) -> None:
+def _commit_files(tx: Transaction, previous_files: list[DataFile], files: list[DataFile]) -> Table:
     """Commit ONE overwrite snapshot that removes ``previous_files`` and adds ``files``
     (PyIceberg's ``overwrite`` + ``append`` would commit a snapshot each, and every
-    intermediate snapshot would be a readable, partial version)."""
+    intermediate snapshot would be a readable, partial version); the table as committed."""
     with _SeedOverwrite.of(tx) as overwrite:
         for data_file in previous_files:
             overwrite.delete_data_file(data_file)
         for data_file in files:
             overwrite.append_data_file(data_file)
-    tx.commit_transaction()
+    return tx.commit_transaction()
 
 
 def _layout(metadata: TableMetadata) -> FileLayout:
@@ -597,26 +601,20 @@ class _SeedOverwrite(_OverwriteFiles):
         ]
 
 
-def _expire_history(tx: Transaction, table: Table, keep_files: list[DataFile]) -> list[str]:
+def _expire_history(tx: Transaction, table: Table) -> list[str]:
     """Expire, in the seed's own transaction, the snapshots beyond the newest
-    ``KEEP_VERSIONS - 1`` (the seed adds one more), and return their data files.
+    ``KEEP_VERSIONS - 1`` (the seed adds one more), and return their manifest lists.
 
-    Every seed overwrites every file, so an expired snapshot's files belong to it alone;
-    the current snapshot's files are still excluded, as a guard. The files are deleted
-    only after the commit succeeded: a failed seed expires nothing.
+    What only they reference (``iceberg_commit.expired_files``: the manifest lists, the
+    manifests no kept snapshot lists, the data files live in no kept snapshot) is
+    deleted only after the commit succeeded: a failed seed expires nothing.
     """
     history = sorted(table.metadata.snapshots, key=lambda s: s.sequence_number or 0)
     expiring = history[: max(0, len(history) - (KEEP_VERSIONS - 1))]
     if not expiring:
         return []
-    keep = {f.file_path for f in keep_files}
-    files = {
-        task.file.file_path
-        for snapshot in expiring
-        for task in table.scan(snapshot_id=snapshot.snapshot_id).plan_files()
-    }
     ExpireSnapshots(tx).by_ids([s.snapshot_id for s in expiring]).commit()
-    return sorted(files - keep)
+    return [s.manifest_list for s in expiring]
 
 
 def _delete_files(io: Any, paths: list[str]) -> None:

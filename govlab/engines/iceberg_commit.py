@@ -22,10 +22,11 @@ scans it, and commits on top of it (``engines.iceberg``). A failure before the c
 row is in deletes every file the seed wrote.
 
 A reseed (``_Reseed``) reads the current metadata JSON (located by the catalog row)
-and the manifests of the current and the expiring snapshots (Avro, read with fastavro),
-and commits what ``engines.iceberg`` commits through PyIceberg: one OVERWRITE snapshot
-(the new files ADDED, the previous ones DELETED), history beyond ``KEEP_VERSIONS``
-expired and its data files deleted after the commit, the metadata log trimmed, and
+and the current snapshot's manifests (Avro, read with fastavro), and commits what
+``engines.iceberg`` commits through PyIceberg: one OVERWRITE snapshot (the new files
+ADDED, the previous ones DELETED), history beyond ``KEEP_VERSIONS`` expired and, after
+the commit, the files only expired snapshots reference deleted (``expired_files``, which
+both paths share: manifest lists, manifests, data files), the metadata log trimmed, and
 the catalog row swapped by compare-and-set on the previous metadata location
 (CommitConflict if another writer committed meanwhile; the seed's files are deleted).
 A schema or partitioning change, or a table with properties or metadata this module
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -87,6 +89,8 @@ TABLE_PROPERTIES = {
 }
 EXISTING, ADDED, DELETED = 0, 1, 2  # manifest entry status
 TABLE_TYPE = "TABLE"  # SqlCatalog's iceberg_type of a table (not a view)
+
+log = logging.getLogger(__name__)
 
 # The tables as SQLAlchemy creates them for PyIceberg's SqlCatalog (schema "v1").
 _CATALOG_DDL = (
@@ -331,6 +335,63 @@ def _delete(paths: list[str]) -> None:
             os.remove(local_path(path))
 
 
+# ---------------------------------------------------------------------- expiry
+def expired_files(expired_lists: Iterable[str], kept_lists: Iterable[str]) -> list[str]:
+    """The files only expired snapshots reference, given their manifest lists and the
+    manifest lists of every snapshot the committed metadata keeps: the expired manifest
+    lists, the manifests they name that no kept manifest list names, and the data (or
+    delete) files live (ADDED or EXISTING) in those manifests and in no kept one. Data
+    files first, then manifests, then manifest lists.
+
+    Both commit paths use it once their commit is in (``engines.iceberg`` and
+    ``_Reseed``). Only files reachable from an expired snapshot are candidates, and
+    anything a kept snapshot reaches is excluded, so time travel to every kept version
+    (and a reader holding one) is unaffected. OSError or ValueError when a manifest
+    list or manifest cannot be read: nothing is to be deleted then.
+    """
+    kept = {local_path(path): path for path in kept_lists}
+    expired = {local_path(path): path for path in expired_lists if local_path(path) not in kept}
+    if not expired:
+        return []
+    kept_manifests = _manifests(kept.values())
+    dropped = {k: v for k, v in _manifests(expired.values()).items() if k not in kept_manifests}
+    kept_data = _live_paths(kept_manifests.values())
+    data = {k: v for k, v in _live_paths(dropped.values()).items() if k not in kept_data}
+    return [*(data[k] for k in sorted(data)), *sorted(dropped.values()), *sorted(expired.values())]
+
+
+def _manifests(manifest_lists: Iterable[str]) -> dict[str, str]:
+    """{local path: path as written} of the manifests the manifest lists name."""
+    return {
+        local_path(record["manifest_path"]): record["manifest_path"]
+        for manifest_list in manifest_lists
+        for record in read_avro(manifest_list)[2]
+    }
+
+
+def _live_paths(manifests: Iterable[str]) -> dict[str, str]:
+    """{local path: path as written} of the files the manifests list as live."""
+    return {
+        local_path(entry["data_file"]["file_path"]): entry["data_file"]["file_path"]
+        for manifest in manifests
+        for entry in read_avro(manifest)[2]
+        if entry["status"] != DELETED
+    }
+
+
+def reclaim_expired(expired_lists: Iterable[str], kept_lists: Iterable[str]) -> list[str]:
+    """Delete ``expired_files`` (after the commit that expired the snapshots); the
+    paths deleted. Housekeeping: a failure is logged, never raised (the seed is
+    committed), and the files it could not delete stay on disk, unreferenced."""
+    try:
+        paths = expired_files(expired_lists, kept_lists)
+    except Exception as error:  # the commit is in: nothing to undo
+        log.warning("iceberg: expired files not reclaimed (%s: %s)", type(error).__name__, error)
+        return []
+    _delete(paths)
+    return paths
+
+
 class _NewTable:
     """A new table's layout (field ids 1..n, every field optional, identity partition
     field 1000 on the dataset's partition column, sort order 1 on the primary key) and
@@ -569,16 +630,19 @@ class _Reseed:
       PyIceberg's ``SnapshotSummaryCollector`` and ``update_snapshot_summaries``;
     * history: the snapshots beyond the newest ``KEEP_VERSIONS - 1`` expire in the
       same metadata (``ExpireSnapshots``: removed with their snapshot-log entries, a
-      child's parent id dropped), and their data files are deleted after the commit;
+      child's parent id dropped), and after the commit what only they reference
+      (manifest lists, manifests, data files: ``expired_files``, as the PyIceberg path)
+      is deleted;
     * the metadata JSON: the next ``NNNNN-<uuid>.metadata.json``, the previous one
       appended to the metadata log (trimmed to ``write.metadata.previous-versions-max``)
       and files dropped from the log deleted after the commit, table properties
       brought up to date as the PyIceberg path does;
     * the catalog: SqlCatalog's compare-and-set on the previous metadata location.
 
-    Everything is read (metadata JSON, manifest lists and manifests of the current
-    and the expiring snapshots) before a batch is: a table that surprises the plan
-    goes to PyIceberg untouched.
+    What the commit needs is read (metadata JSON, manifest list and manifests of the
+    current snapshot) before a batch is: a table that surprises the plan goes to
+    PyIceberg untouched. The expired snapshots' files are read after the commit, as
+    housekeeping (a failure there is logged, the seed stands).
     """
 
     def __init__(self, settings: Settings, spec: DatasetSpec, catalog_path: Path) -> None:
@@ -645,11 +709,6 @@ class _Reseed:
             raise _Unsupported("manifest entry types")
         history = sorted(snapshots, key=lambda s: int(s["sequence-number"]))
         self.expiring = history[: max(0, len(history) - (KEEP_VERSIONS - 1))]
-        self.expired_files = {
-            live.data_file["file_path"]
-            for snapshot in self.expiring
-            for live in self._live_files(snapshot)
-        }
 
     @classmethod
     def plan(cls, settings: Settings, spec: DatasetSpec, catalog_path: Path) -> _Reseed | None:
@@ -712,7 +771,7 @@ class _Reseed:
         except BaseException:
             _delete(written)
             raise
-        self._reclaim(files, metadata)
+        self._reclaim(metadata)
         return self._info(metadata, metadata_location)
 
     def _write_metadata(
@@ -862,11 +921,14 @@ class _Reseed:
         match = _METADATA_FILE.fullmatch(self.previous_location.rsplit("/", 1)[-1])
         return int(match.group(1)) + 1 if match else 0
 
-    def _reclaim(self, files: list[WrittenFile], metadata: Mapping[str, Any]) -> None:
-        """After the commit: the expired snapshots' data files (never a file the new or
-        the previous snapshot lists), and the metadata files the log no longer names."""
-        keep = {p.data_file["file_path"] for p in self.previous} | {f.path for f in files}
-        _delete(sorted(self.expired_files - keep))
+    def _reclaim(self, metadata: Mapping[str, Any]) -> None:
+        """After the commit: what only the expired snapshots reference (``expired_files``:
+        their manifest lists, manifests and data files; never a file a kept snapshot
+        reaches), and the metadata files the log no longer names. Failures are logged."""
+        reclaim_expired(
+            [s["manifest-list"] for s in self.expiring],
+            [s["manifest-list"] for s in metadata["snapshots"]],
+        )
         enabled = self.properties.get("write.metadata.delete-after-commit.enabled", "false")
         if enabled.strip().lower() == "true":
             logged = {e["metadata-file"] for e in metadata["metadata-log"]}
