@@ -253,6 +253,7 @@ def to_nnf(expr: Expr) -> Expr:
 
 
 def columns_of(expr: Expr) -> set[str]:
+    """The columns a filter reads (projections, partition pruning, the SQL export)."""
     match expr:
         case And(children) | Or(children):
             return set().union(*(columns_of(c) for c in children))

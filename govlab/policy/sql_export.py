@@ -49,9 +49,10 @@ from govlab.policy.ast import (
     NotIn,
     NotNull,
     Or,
+    columns_of,
 )
 from govlab.policy.casefold import ASCII_LOWER, ASCII_UPPER, fold, has_ascii_letter
-from govlab.policy.visitor import NnfVisitor, columns_of
+from govlab.policy.visitor import NnfVisitor
 
 Dialect = Literal["duckdb", "spark", "trino", "sqlite", "databricks", "snowflake"]
 DIALECTS: tuple[Dialect, ...] = ("duckdb", "spark", "trino", "sqlite", "databricks", "snowflake")
