@@ -105,7 +105,11 @@ class Snapshot:
         return ds.FileSystemDataset(remade, schema, file_format, self.dataset.filesystem)
 
     def read_group(
-        self, group: RowGroup, columns: list[str], dictionary: frozenset[str]
+        self,
+        group: RowGroup,
+        columns: list[str],
+        dictionary: frozenset[str],
+        threads: bool = False,
     ) -> pa.Table | None:
         """``columns`` of one row group, typed as ``reader([group], dictionary)`` reads
         them, by the file's own Parquet reader on the calling thread; None when some
@@ -115,7 +119,8 @@ class Snapshot:
         Why not the scanner: it hands its batches from its own threads to the caller,
         which matched them on a pool of its own; on 2 cores the hand-offs cost as much
         as the matching. A key pass instead gives each pool thread whole row groups to
-        read and match (decoding and the compute kernels release the GIL).
+        read and match (decoding and the compute kernels release the GIL). ``threads``
+        decodes the columns side by side (for a big group read on the caller's thread).
         """
         part = group.fragment
         stored = self.file_columns(part)
@@ -126,9 +131,9 @@ class Snapshot:
                 source,
                 metadata=part.metadata,
                 read_dictionary=[c for c in columns if c in dictionary],
-                pre_buffer=True,
+                pre_buffer=False,  # measured: 1.5 instead of 1.8 ms for a 65k-row group
             )
-            table = reader.read_row_group(group.id, columns=columns, use_threads=False)
+            table = reader.read_row_group(group.id, columns=columns, use_threads=threads)
         schema = self.dataset.schema
         for i, name in enumerate(columns):
             want = schema.field(name).type

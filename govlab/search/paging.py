@@ -37,8 +37,11 @@ if TYPE_CHECKING:
 _FETCH_MARGIN_ROWS = 256
 _FETCH_BUFFER_BYTES = 64 * 1024
 _FETCH_CODED_ROWS = 16_384  # from this many rows on, coded columns are read as codes
+_FETCH_POOL_ROWS = 16_384  # from this many rows on, a page's row groups are read side by side
 # Key passes over this few row groups match their batches on the calling thread.
 _INLINE_GROUPS = 2
+# A group read on the calling thread has its columns decoded side by side from this size.
+_THREADED_GROUP_ROWS = 32_768
 
 
 # ---------------------------------------------------------------------- one call
@@ -285,12 +288,15 @@ class _KeyPass:
         if not jobs:
             return
 
-        def match(job: tuple[int, Expr, list[str]]) -> tuple[int, pa.Array | None]:
+        def match(
+            job: tuple[int, Expr, list[str]], threads: bool = False
+        ) -> tuple[int, pa.Array | None]:
             i, row_filter, columns = job
-            return self._group_matches(groups[i], row_filter, columns, keys)
+            return self._group_matches(groups[i], row_filter, columns, keys, threads)
 
         if len(jobs) <= _INLINE_GROUPS:  # a hand-off to the pool costs more than it saves
-            answers = [match(job) for job in jobs]
+            # a big group's columns are decoded side by side instead
+            answers = [match(job, groups[job[0]].rows >= _THREADED_GROUP_ROWS) for job in jobs]
         else:
             answers = list(_fetch_pool().map(match, jobs))
         for (i, _, _), (count, kept) in zip(jobs, answers, strict=True):
@@ -300,12 +306,12 @@ class _KeyPass:
                 self._add(first + i, count, kept)
 
     def _group_matches(
-        self, group: RowGroup, row_filter: Expr, columns: list[str], keys: bool
+        self, group: RowGroup, row_filter: Expr, columns: list[str], keys: bool, threads: bool
     ) -> tuple[int, pa.Array | None]:
         """The number of rows of ``group`` matching ``row_filter``, and (with ``keys``)
         the first ``top`` of their keys in page order."""
         dictionary = self.plan.dictionary
-        table = self.snapshot.read_group(group, columns, dictionary)
+        table = self.snapshot.read_group(group, columns, dictionary, threads)
         if table is None:  # a column the file does not store: the scanner fills it in
             table = self.snapshot.reader([group], dictionary).to_table(columns=columns)
         count = 0
@@ -336,19 +342,28 @@ class _KeyPass:
             keys = keys.take(pc.select_k_unstable(keys, k=self.top, sort_keys=[("", self._order)]))
         return count, keys
 
-    def refilter(self, expr: pc.Expression) -> Callable[[RowGroup, pa.Table], pa.Table]:
-        """How a page's rows read from a group are filtered again: by the group's bound
-        filter on their plain values (20 rows: an Acero plan for them costs 0.5 ms),
-        or by ``expr`` (the plan's whole filter as Arrow's) when the scanner decides."""
+    def refilter(self, expr: pc.Expression) -> Refilter:
+        """How the rows a page reads from its groups are filtered again: by each group's
+        bound filter on their plain values, once per distinct filter (a page's groups
+        mostly share one; an Acero plan for 20 rows costs 0.5 ms), or by ``expr`` (the
+        plan's whole filter, as Arrow's) when the scanner decides the plan."""
 
-        def keep(group: RowGroup, rows: pa.Table) -> pa.Table:
-            row_filter = self._group_filter(group)
-            if row_filter is None:
-                return rows.filter(expr)
-            if isinstance(row_filter, AlwaysTrue) or rows.num_rows == 0:
-                return rows
-            batch = rows.combine_chunks().to_batches()[0]
-            return rows.filter(pa.array(_text.true_mask(row_filter, batch, None, frozenset())))
+        def keep(groups: list[RowGroup], parts: list[pa.Table]) -> pa.Table:
+            if self.plan.filter is None:
+                return pa.concat_tables(parts).filter(expr)
+            by_filter: dict[Expr | None, list[pa.Table]] = {}
+            for group, part in zip(groups, parts, strict=True):
+                by_filter.setdefault(self._group_filter(group), []).append(part)
+            kept = []
+            for row_filter, tables in by_filter.items():
+                rows = pa.concat_tables(tables)
+                if rows.num_rows and not isinstance(row_filter, AlwaysTrue):
+                    assert row_filter is not None
+                    batch = rows.combine_chunks().to_batches()[0]
+                    mask = _text.true_mask(row_filter, batch, None, frozenset())
+                    rows = rows.filter(pa.array(mask))
+                kept.append(rows)
+            return pa.concat_tables(kept)
 
         return keep
 
@@ -477,11 +492,14 @@ def _kth(keys: list[pa.Array] | pa.ChunkedArray, k: int, descending: bool) -> An
     return (pc.min(best) if descending else pc.max(best)).as_py()
 
 
+Refilter = Callable[[list[RowGroup], list[pa.Table]], pa.Table]
+
+
 def _page_rows(
     snapshot: Snapshot,
     groups: list[RowGroup],
     spec: DatasetSpec,
-    refilter: Callable[[RowGroup, pa.Table], pa.Table],
+    refilter: Refilter,
     page_keys: pa.Array,
     page_groups: pa.ChunkedArray,
 ) -> pa.Table:
@@ -501,15 +519,15 @@ def _page_rows(
 
     def fetch(job: tuple[RowGroup, pa.Array, int], threads: bool = False) -> pa.Table:
         group, keys, prefix = job
-        return refilter(group, _group_rows(snapshot, group, keys, pk, prefix, threads))
+        return _group_rows(snapshot, group, keys, pk, prefix, threads)
 
     if len(jobs) == 1:  # one group: its columns are decoded side by side
         parts = [fetch(jobs[0], threads=jobs[0][2] >= _FETCH_CODED_ROWS)]
-    elif sum(job[2] for job in jobs) < _FETCH_CODED_ROWS:
+    elif sum(job[2] for job in jobs) < _FETCH_POOL_ROWS:
         parts = [fetch(job) for job in jobs]
     else:  # decoding releases the GIL: the page's row groups are read side by side
         parts = list(_fetch_pool().map(fetch, jobs))
-    rows = normalise(pa.concat_tables(parts), spec.schema)
+    rows = normalise(refilter([job[0] for job in jobs], parts), spec.schema)
     positions = pc.index_in(page_keys, value_set=rows.column(pk))
     return rows.take(positions)
 
