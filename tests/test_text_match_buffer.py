@@ -120,3 +120,23 @@ def test_key_pass_reads_a_file_without_a_column_through_the_scanner(
             assert page is not None
             assert page.rows.column(PK).to_pylist() == want[offset : offset + 20]
             assert page.total == len(want) and page.exact
+
+
+@pytest.mark.parametrize("fmt", ["delta", "iceberg"])
+@pytest.mark.parametrize("role", ["admin", "analyst", "clinician"])
+def test_pages_fetched_after_the_key_pass_match_the_oracle(
+    grouped: Path,
+    raw_tables: dict[str, pa.Table],
+    monkeypatch: pytest.MonkeyPatch,
+    fmt: str,
+    role: str,
+) -> None:
+    """With row groups too big for the key pass to keep whole rows (5M-row tables), a
+    page's rows are read again from their groups: the same pages as the oracle."""
+    from govlab.search import paging
+    from tests.test_search_paths import test_pages_and_totals_match_the_oracle
+
+    monkeypatch.setattr(paging, "_WHOLE_ROWS_GROUP_ROWS", 0)
+    rows = raw_tables["healthcare"].to_pylist()
+    for q in ["", "asthma", "kowalski", "ASTHMA"]:
+        test_pages_and_totals_match_the_oracle(grouped, rows, fmt, role, q)

@@ -40,6 +40,12 @@ _FETCH_CODED_ROWS = 16_384  # from this many rows on, coded columns are read as 
 _FETCH_POOL_ROWS = 16_384  # from this many rows on, a page's row groups are read side by side
 # Key passes over this few row groups match their batches on the calling thread.
 _INLINE_GROUPS = 2
+# Groups of at most this many rows (every one of them, this many in all, for a page
+# ending at most this far) are read whole by the key pass, which keeps the rows of its
+# keys: at most ``_WHOLE_ROWS_TOP`` rows a group.
+_WHOLE_ROWS_GROUP_ROWS = 16_384
+_WHOLE_ROWS_TOTAL = 262_144
+_WHOLE_ROWS_TOP = 2_000
 # A group read on the calling thread has its columns decoded side by side from this size.
 _THREADED_GROUP_ROWS = 32_768
 
@@ -162,7 +168,14 @@ def pk_page(
     top = offset + limit
     # in page order: by min key (max when descending); ``where`` indexes this order
     groups.sort(key=(lambda g: g.hi) if descending else (lambda g: g.lo), reverse=descending)
-    key_pass = _KeyPass(snapshot, spec, row_filter, descending, top)
+    # a small table in small groups, a page not too deep: the key pass keeps the whole
+    # rows of its keys (no second read of the page's groups)
+    whole_rows = (
+        top <= _WHOLE_ROWS_TOP
+        and sum(g.rows for g in groups) <= _WHOLE_ROWS_TOTAL
+        and all(g.rows <= _WHOLE_ROWS_GROUP_ROWS for g in groups)
+    )
+    key_pass = _KeyPass(snapshot, spec, row_filter, descending, top, whole_rows)
     if columns_of(row_filter) <= {spec.partition_by}:
         total, exact = snapshot.dataset.count_rows(filter=expr), True
         if offset >= total:
@@ -175,7 +188,9 @@ def pk_page(
         if offset >= total:  # only when every group was read: ``count_to`` >= ``top``
             return PkPage(spec.schema.empty_table(), total, exact)
     keys, where = key_pass.page(offset, limit)
-    rows = _page_rows(snapshot, groups, spec, key_pass.refilter(expr), keys, where)
+    rows = key_pass.page_rows(keys, spec)
+    if rows is None:
+        rows = _page_rows(snapshot, groups, spec, key_pass.refilter(expr), keys, where)
     return PkPage(rows, total, exact)
 
 
@@ -227,6 +242,7 @@ class _KeyPass:
         row_filter: Expr,
         descending: bool,
         top: int,
+        whole_rows: bool = False,
     ) -> None:
         self.snapshot = snapshot
         self.plan = key_plan(snapshot, spec, row_filter)
@@ -237,6 +253,12 @@ class _KeyPass:
         self._where: list[pa.Array] = []
         self._pk_type = snapshot.dataset.schema.field(spec.primary_key).type
         self._bound: dict[tuple[tuple[str, Any], ...], Expr] = {}
+        # whole rows of the keys held (None: not kept, the page reads them); appended
+        # to by the pool's threads
+        self._rows: list[pa.Table] | None = (
+            [] if whole_rows and self.plan.filter is not None else None
+        )
+        self._rows_guard = threading.Lock()
 
     def read(self, groups: list[RowGroup], first: int, keys: bool = True) -> None:
         """Add the matches of ``groups`` (``first`` is the index of ``groups[0]``); with
@@ -311,6 +333,8 @@ class _KeyPass:
         """The number of rows of ``group`` matching ``row_filter``, and (with ``keys``)
         the first ``top`` of their keys in page order."""
         dictionary = self.plan.dictionary
+        if keys and self._rows is not None:
+            return self._group_rows_matching(group, row_filter, threads)
         table = self.snapshot.read_group(group, columns, dictionary, threads)
         if table is None:  # a column the file does not store: the scanner fills it in
             table = self.snapshot.reader([group], dictionary).to_table(columns=columns)
@@ -333,6 +357,58 @@ class _KeyPass:
             return 0, pa.array([], self._pk_type)
         held = matched[0] if len(matched) == 1 else pa.concat_arrays(matched)
         return self._top(held)
+
+    def _group_rows_matching(
+        self, group: RowGroup, row_filter: Expr, threads: bool
+    ) -> tuple[int, pa.Array | None]:
+        """``_group_matches`` reading every column of the group, keeping the whole rows
+        of its ``top`` first matches (in the dataset's schema) for ``page_rows``.
+
+        For groups of a few thousand rows: reading the other columns of the whole
+        group costs less than opening it again to decode the page's rows (at 50k rows
+        in 5 groups, 1.8 ms more read against 3.8 ms of page fetch)."""
+        dictionary = self.plan.dictionary
+        schema = self.snapshot.dataset.schema
+        pk = self.plan.columns[0]
+        # every stored column, and those the filter needs (if not stored: the scanner)
+        wanted = set(self.snapshot.file_columns(group.fragment)) | columns_of(row_filter)
+        columns = [pk, *(n for n in schema.names if n != pk and n in wanted)]
+        table = self.snapshot.read_group(group, columns, dictionary, threads)
+        if table is None:
+            table = self.snapshot.reader([group], dictionary).to_table(columns=columns)
+        table = table.combine_chunks()
+        if not isinstance(row_filter, AlwaysTrue) and table.num_rows:
+            batch = table.to_batches()[0]
+            table = table.filter(pa.array(_text.true_mask(row_filter, batch, None, dictionary)))
+        count = table.num_rows
+        if count > self.top:
+            top = pc.select_k_unstable(table.column(pk), k=self.top, sort_keys=[("", self._order)])
+            table = table.take(top)
+        constants = ds.get_partition_keys(group.fragment.partition_expression)
+        rows = _in_schema(table, schema, constants)
+        with self._rows_guard:
+            if rows is None:  # a column neither stored nor a partition value: fetch
+                self._rows = None
+            elif self._rows is not None and rows.num_rows:
+                self._rows.append(rows)
+        if not table.num_rows:
+            return 0, pa.array([], self._pk_type)
+        return count, table.column(0).combine_chunks()
+
+    def page_rows(self, keys: pa.Array, spec: DatasetSpec) -> pa.Table | None:
+        """The page's whole rows from those the key pass kept, in page order; None when
+        it kept none (``_page_rows`` reads them)."""
+        if self._rows is None:
+            return None
+        if len(keys) == 0:
+            return spec.schema.empty_table()
+        if not self._rows:
+            return None
+        rows = normalise(pa.concat_tables(self._rows), spec.schema)
+        positions = pc.index_in(keys, value_set=rows.column(spec.primary_key))
+        if positions.null_count:
+            return None
+        return rows.take(positions)
 
     def _top(self, keys: pa.Array) -> tuple[int, pa.Array]:
         """How many ``keys`` there are, and the ``top`` first of them in page order (no
@@ -424,6 +500,24 @@ class _KeyPass:
 
 
 _FRAGMENT = "__fragment_index"  # Arrow's special column: the batch's fragment
+
+
+def _in_schema(table: pa.Table, schema: pa.Schema, constants: dict[str, Any]) -> pa.Table | None:
+    """``table``'s columns in ``schema`` (dictionaries decoded, types cast), partition
+    columns filled in from ``constants``; None when a column is neither."""
+    arrays = []
+    names = set(table.column_names)
+    for field in schema:
+        if field.name in names:
+            column = table.column(field.name)
+            if pa.types.is_dictionary(column.type):
+                column = column.cast(column.type.value_type)
+            arrays.append(column if column.type == field.type else column.cast(field.type))
+        elif field.name in constants:
+            arrays.append(pa.array([constants[field.name]] * table.num_rows, field.type))
+        else:
+            return None
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def _by_fragment(batch: pa.RecordBatch) -> list[tuple[int, pa.RecordBatch]]:
