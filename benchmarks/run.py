@@ -79,6 +79,11 @@ PAGE_SIZE = 20
 DEFAULT_REPEATS = {"tiny": 15, "small": 11, "medium": 7, "large": 3}
 DEFAULT_SEED_REPEATS = {"tiny": 3, "small": 5, "medium": 3, "large": 1}
 HTTP_REQUESTS = 300
+#: Pause before each timed search call. polars' and DuckDB's worker threads spin for a
+#: while after a query; without it the call after them (in the rotation, any engine)
+#: shares the two cores with their spinning (about 3 ms at 50k rows). Background load
+#: still falls on every engine alike: the calls stay interleaved.
+SETTLE_S = 0.005
 HTTP_CONCURRENCY = 8
 HTTP_CONCURRENT_REQUESTS = 800  # per server and case, at most
 HTTP_SECONDS = 10.0  # per server and case, at most
@@ -323,6 +328,7 @@ def bench_search(
                     for i in range(repeats):
                         rotated = names[i % len(names) :] + names[: i % len(names)]
                         for name in rotated:
+                            time.sleep(SETTLE_S)  # the engine before has parked its threads
                             t0 = time.perf_counter()
                             runners[name]()
                             samples[name].append(time.perf_counter() - t0)
