@@ -168,10 +168,13 @@ def pk_page(
     top = offset + limit
     # in page order: by min key (max when descending); ``where`` indexes this order
     groups.sort(key=(lambda g: g.hi) if descending else (lambda g: g.lo), reverse=descending)
-    # a small table in small groups, a page not too deep: the key pass keeps the whole
-    # rows of its keys (no second read of the page's groups)
+    # a small table in small groups, a page not too deep, text to match (the key pass
+    # reads the text columns anyway): it keeps the whole rows of its keys (no second
+    # read of the page's groups). Without text, reading every column of every group
+    # costs more than fetching the page's rows afterwards.
     whole_rows = (
-        top <= _WHOLE_ROWS_TOP
+        bool(_text.text_columns(row_filter))
+        and top <= _WHOLE_ROWS_TOP
         and sum(g.rows for g in groups) <= _WHOLE_ROWS_TOTAL
         and all(g.rows <= _WHOLE_ROWS_GROUP_ROWS for g in groups)
     )
