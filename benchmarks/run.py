@@ -683,13 +683,24 @@ def render_markdown(result: dict[str, Any], baseline: dict[str, Any] | None) -> 
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _spellings(run: dict[str, Any]) -> int:
+    """How many raw spellings a run timed (its search rows' non-governed timings)."""
+    rows = run.get("search") or [{}]
+    return sum(
+        1
+        for name, value in rows[0].items()
+        if isinstance(value, dict) and "p50_ms" in value and not name.startswith("governed")
+    )
+
+
 def render_comparison(result: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
     label = baseline.get("label") or "before"
     lines = [
         f"## Before / after (governed p50 ms; before = {label}, {baseline.get('finished_at')})",
         "",
         "Governed exact (every match counted) p50, and the like-for-like ratio; the raw "
-        "baseline of `after` is the fastest of four spellings, of `before` of two.",
+        f"baseline of `after` is the fastest of {_spellings(result)} spellings, of `before` "
+        f"of {_spellings(baseline)}.",
         "",
         "| size | format | role | query | page | before | after | speed-up | ratio before "
         "| ratio after |",
