@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 
 from govlab.config import Settings
@@ -51,6 +52,18 @@ def worker(settings: Settings, url: str) -> Iterator[subprocess.Popen[bytes]]:
         yield proc
     finally:
         kill_group(proc)
+
+
+def wait_healthy(base_url: str, timeout_s: float = 60) -> None:
+    """Until a served API answers ``/health`` (bounded in time)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise TimeoutError(f"no answer from {base_url}/health in {timeout_s} s")
 
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -35,7 +35,7 @@ from govlab.service import api
 from govlab.service.audit import AuditLog
 from govlab.service.identity import ALGORITHM, ISSUER, mint_token, signing_key
 from govlab.service.redis_server import free_port
-from tests.api_helpers import ATTRS_NE, auth, make_client, poll_until, worker
+from tests.api_helpers import ATTRS_NE, auth, make_client, poll_until, wait_healthy, worker
 from tests.conftest import TEST_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -465,13 +465,7 @@ def test_server_log_has_no_query_strings_and_no_tracebacks(
         )
         try:
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
+            wait_healthy(base)
             secret_q = "Zyxwvutsrq"
             admin = auth("admin")
             calls = [

@@ -33,7 +33,6 @@ import contextlib
 import functools
 import importlib
 import shutil
-import sqlite3
 import sys
 import threading
 import uuid
@@ -85,6 +84,7 @@ from govlab.engines.iceberg_commit import (
     PARTITION_FIELD_ID,
     TABLE_PROPERTIES,
     VERSION_OFFSET,
+    catalog_entry,
     reclaim_expired,
     seed_without_pyiceberg,
 )
@@ -195,24 +195,8 @@ class IcebergEngine:
         return self._catalog_entry(identifier)[1]
 
     def _catalog_entry(self, identifier: tuple[str, str]) -> tuple[bool, str | None]:
-        """(read, metadata location) from the catalog's table (the JDBC catalog layout
-        the SqlCatalog writes) over a plain read-only SQLite connection: (True, None)
-        when the table is not there, (False, None) on any surprise."""
-        try:
-            connection = sqlite3.connect(f"{self.catalog_path.as_uri()}?mode=ro", uri=True)
-            try:
-                row = connection.execute(
-                    "SELECT metadata_location FROM iceberg_tables "
-                    "WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
-                    (CATALOG_NAME, identifier[0], identifier[1]),
-                ).fetchone()
-            finally:
-                connection.close()
-        except sqlite3.Error:
-            return False, None
-        if row is None:
-            return True, None
-        return (True, row[0]) if isinstance(row[0], str) else (False, None)
+        """(read, metadata location): ``iceberg_commit.catalog_entry`` for this table."""
+        return catalog_entry(self.catalog_path, identifier[0], identifier[1])
 
     @staticmethod
     def _snapshot(table: Table, dataset: str, version: int | None) -> Snapshot:

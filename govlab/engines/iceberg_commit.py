@@ -235,38 +235,35 @@ def _seed_new(
     return table.info(settings, catalog_path, metadata_location)
 
 
-def _table_absent(catalog_path: Path, name: str) -> bool:
-    """Whether the catalog surely has no row for the table (False on any surprise)."""
-    try:
-        connection = sqlite3.connect(f"{catalog_path.as_uri()}?mode=ro", uri=True)
-        try:
-            row = connection.execute(
-                "SELECT 1 FROM iceberg_tables "
-                "WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
-                (CATALOG_NAME, NAMESPACE, name),
-            ).fetchone()
-        finally:
-            connection.close()
-    except sqlite3.Error:
-        return False
-    return row is None
-
-
-def _table_location(catalog_path: Path, name: str) -> str | None:
-    """The table's metadata location per the catalog (None if unreadable or absent)."""
+def catalog_entry(catalog_path: Path, namespace: str, name: str) -> tuple[bool, str | None]:
+    """(read, metadata location) of a table in the catalog's table (the JDBC catalog
+    layout ``SqlCatalog`` writes), over a plain read-only SQLite connection: (True, None)
+    when the table is not there, (False, None) on any surprise."""
     try:
         connection = sqlite3.connect(f"{catalog_path.as_uri()}?mode=ro", uri=True)
         try:
             row = connection.execute(
                 "SELECT metadata_location FROM iceberg_tables "
                 "WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
-                (CATALOG_NAME, NAMESPACE, name),
+                (CATALOG_NAME, namespace, name),
             ).fetchone()
         finally:
             connection.close()
     except sqlite3.Error:
-        return None
-    return row[0] if row is not None and isinstance(row[0], str) else None
+        return False, None
+    if row is None:
+        return True, None
+    return (True, row[0]) if isinstance(row[0], str) else (False, None)
+
+
+def _table_absent(catalog_path: Path, name: str) -> bool:
+    """Whether the catalog surely has no row for the table (False on any surprise)."""
+    return catalog_entry(catalog_path, NAMESPACE, name) == (True, None)
+
+
+def _table_location(catalog_path: Path, name: str) -> str | None:
+    """The table's metadata location per the catalog (None if unreadable or absent)."""
+    return catalog_entry(catalog_path, NAMESPACE, name)[1]
 
 
 def _swap_table(catalog_path: Path, name: str, previous: str, metadata_location: str) -> None:
