@@ -58,20 +58,8 @@ from pyiceberg.table.sorting import SortField, SortOrder
 from pyiceberg.table.update.snapshot import ExpireSnapshots, _OverwriteFiles
 from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import (
-    BinaryType,
-    BooleanType,
-    DateType,
-    DecimalType,
-    DoubleType,
-    FloatType,
     IcebergType,
-    IntegerType,
-    LongType,
     NestedField,
-    StringType,
-    TimestampType,
-    TimestamptzType,
-    TimeType,
 )
 
 from govlab.config import Settings
@@ -85,6 +73,7 @@ from govlab.engines.iceberg_commit import (
     TABLE_PROPERTIES,
     VERSION_OFFSET,
     catalog_entry,
+    iceberg_type,
     reclaim_expired,
     seed_without_pyiceberg,
 )
@@ -660,34 +649,11 @@ def _version(table: Table, snapshot: Snapshot | None) -> int:
 
 # ---------------------------------------------------------------------- schema mapping
 def _iceberg_type(dtype: pa.DataType) -> tuple[IcebergType, pa.DataType]:
-    """(Iceberg type, the Arrow type we write it as) for one Arrow column type."""
-    if pa.types.is_boolean(dtype):
-        return BooleanType(), pa.bool_()
-    if pa.types.is_int8(dtype) or pa.types.is_int16(dtype) or pa.types.is_int32(dtype):
-        return IntegerType(), pa.int32()
-    if pa.types.is_uint8(dtype) or pa.types.is_uint16(dtype):
-        return IntegerType(), pa.int32()
-    if pa.types.is_int64(dtype) or pa.types.is_uint32(dtype):
-        return LongType(), pa.int64()
-    if pa.types.is_float16(dtype) or pa.types.is_float32(dtype):
-        return FloatType(), pa.float32()
-    if pa.types.is_float64(dtype):
-        return DoubleType(), pa.float64()
-    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
-        return StringType(), pa.string()
-    if pa.types.is_binary(dtype) or pa.types.is_large_binary(dtype):
-        return BinaryType(), pa.binary()
-    if pa.types.is_date(dtype):
-        return DateType(), pa.date32()
-    if pa.types.is_timestamp(dtype):
-        if dtype.tz is None:
-            return TimestampType(), pa.timestamp("us")
-        return TimestamptzType(), pa.timestamp("us", tz="UTC")
-    if pa.types.is_time(dtype):
-        return TimeType(), pa.time64("us")
-    if pa.types.is_decimal128(dtype):
-        return DecimalType(dtype.precision, dtype.scale), dtype
-    raise TypeError(f"no Iceberg type for Arrow type {dtype}")
+    """(Iceberg type, the Arrow type we write it as) for one Arrow column type: the one
+    mapping (``iceberg_commit.iceberg_type``, in the metadata JSON's spelling), parsed
+    by PyIceberg."""
+    name, arrow_type = iceberg_type(dtype)
+    return IcebergType.model_validate(name), arrow_type
 
 
 def iceberg_schema(schema: pa.Schema) -> tuple[Schema, pa.Schema]:

@@ -120,7 +120,7 @@ class CommitConflict(RuntimeError):
 # ---------------------------------------------------------------------- types
 def iceberg_type(dtype: pa.DataType) -> tuple[str, pa.DataType]:
     """(Iceberg type as the metadata JSON spells it, the Arrow type written) for one
-    Arrow column type; the same mapping as ``engines.iceberg.iceberg_schema``."""
+    Arrow column type; ``engines.iceberg.iceberg_schema`` parses these names too."""
     if pa.types.is_boolean(dtype):
         return "boolean", pa.bool_()
     if pa.types.is_int8(dtype) or pa.types.is_int16(dtype) or pa.types.is_int32(dtype):
