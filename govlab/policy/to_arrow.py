@@ -42,6 +42,14 @@ PY_OPS: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
+def folded_contains(values: Any, term: str) -> Any:
+    """``term`` in each value, ASCII letters compared caselessly (``policy.casefold``),
+    by Arrow's ``match_substring``: on a field (an expression) or on an array alike."""
+    if not has_ascii_letter(term):  # nothing to fold: a plain match
+        return pc.match_substring(values, term)
+    return pc.match_substring(pc.ascii_lower(values), fold(term))
+
+
 class ArrowVisitor(NnfVisitor[pc.Expression]):
     def visit_true(self, expr: AlwaysTrue) -> pc.Expression:
         return pc.scalar(True)
@@ -76,9 +84,8 @@ class ArrowVisitor(NnfVisitor[pc.Expression]):
         return pc.field(expr.column).is_valid()
 
     def visit_contains(self, expr: Contains) -> pc.Expression:
-        if not has_ascii_letter(expr.term):  # nothing to fold: a plain match
-            return pc.match_substring(pc.field(expr.column), expr.term)
-        return pc.match_substring(pc.ascii_lower(pc.field(expr.column)), fold(expr.term))
+        result: pc.Expression = folded_contains(pc.field(expr.column), expr.term)
+        return result
 
     def visit_and(self, expr: And) -> pc.Expression:
         return reduce(operator.and_, (self.visit(c) for c in expr.children))

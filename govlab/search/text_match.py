@@ -50,6 +50,7 @@ from govlab.policy.ast import (
 )
 from govlab.policy.casefold import fold, has_ascii_letter
 from govlab.policy.compile import to_arrow
+from govlab.policy.to_arrow import folded_contains
 
 Rows = np.ndarray | None  # positions in the batch (int64), or None for every row
 # the kernels ``policy.to_arrow`` builds comparisons from (``field == scalar`` is "equal")
@@ -292,17 +293,11 @@ def contains_mask(values: pa.Array, term: str) -> np.ndarray:
     if len(needle) < 2 or not (
         pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
     ):
-        return _true(_arrow_contains(values, term))
+        return _true(folded_contains(values, term))
     if has_ascii_letter(term):
         values = pc.ascii_lower(values)
     found = _rows_containing(values, needle)
     return found & _valid(values) if values.null_count else found
-
-
-def _arrow_contains(values: pa.Array, term: str) -> pa.Array:
-    if not has_ascii_letter(term):  # nothing to fold: a plain match
-        return pc.match_substring(values, term)
-    return pc.match_substring(pc.ascii_lower(values), fold(term))
 
 
 def _valid(values: pa.Array) -> np.ndarray:
