@@ -8,10 +8,12 @@ Read path only: a seed imports neither this nor ``pyarrow.dataset``.
 from __future__ import annotations
 
 import posixpath
+import queue
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -19,7 +21,13 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+if TYPE_CHECKING:
+    from govlab.engines.vocabulary import Vocabulary
+
 _PRUNED_FILTERS = 256  # filters whose pruned row groups a snapshot remembers
+# Vocabularies are built unasked only for versions of at least this many rows: below,
+# a key pass reads every group in a few milliseconds anyway.
+_VOCABULARY_MIN_ROWS = 262_144
 
 
 class Snapshot:
@@ -37,6 +45,8 @@ class Snapshot:
         self._low_cardinality: dict[str, bool] = {}
         self._pruned: OrderedDict[tuple[str, str], list[RowGroup] | None] = OrderedDict()
         self._file_columns: dict[str, tuple[str, ...]] = {}
+        self._vocabularies: dict[str, Future[Vocabulary | None]] = {}
+        self._rows: int | None = None
         self._lock = threading.Lock()
 
     def row_groups(self, pk: str, expr: pc.Expression) -> list[RowGroup] | None:
@@ -160,6 +170,66 @@ class Snapshot:
         if column not in self._low_cardinality:
             self._low_cardinality[column] = _small_dictionaries(self.dataset, column)
         return self._low_cardinality[column]
+
+    def vocabulary(self, column: str, wait: bool = False) -> Vocabulary | None:
+        """``column``'s vocabulary (``engines.vocabulary``) once it is built, else None.
+
+        The first ask starts building it on the builder thread, and searches go on
+        without it meanwhile (reading every group's dictionary costs about one key
+        pass): no search waits for an index. ``wait`` builds it whatever the table's
+        size and waits for it. None too when it cannot be built (a file lacks the
+        column, too many values, an unreadable file)."""
+        with self._lock:
+            future = self._vocabularies.get(column)
+            if future is None:
+                if not wait and self._row_count() < _VOCABULARY_MIN_ROWS:
+                    return None
+                future = _build_later(self._build_vocabulary, column)
+                self._vocabularies[column] = future
+        if not wait and not future.done():
+            return None
+        return future.result()
+
+    def _build_vocabulary(self, column: str) -> Vocabulary | None:
+        from govlab.engines.vocabulary import build_vocabulary
+
+        try:
+            return build_vocabulary(self.dataset.get_fragments(), column)
+        except (OSError, ValueError, pa.ArrowException):  # e.g. files of a version since removed
+            return None
+
+    def _row_count(self) -> int:
+        if self._rows is None:
+            self._rows = sum(f.metadata.num_rows for f in self.dataset.get_fragments())
+        return self._rows
+
+
+_builds: queue.SimpleQueue[tuple[Future[Any], Any, str]] = queue.SimpleQueue()
+_builder: threading.Thread | None = None
+_builder_guard = threading.Lock()
+
+
+def _build_later(build: Any, column: str) -> Future[Vocabulary | None]:
+    """``build(column)`` on the builder thread, one build at a time (a second one side
+    by side would take the search's cores). A daemon: a process that exits does not
+    wait for an index it no longer needs."""
+    global _builder
+    future: Future[Vocabulary | None] = Future()
+    _builds.put((future, build, column))
+    with _builder_guard:
+        if _builder is None:
+            _builder = threading.Thread(target=_run_builds, name="govlab-vocabulary", daemon=True)
+            _builder.start()
+    return future
+
+
+def _run_builds() -> None:
+    while True:
+        future, build, column = _builds.get()
+        try:
+            future.set_result(build(column))
+        except BaseException as error:  # handed to whoever waits
+            future.set_exception(error)
 
 
 def open_input(fragment: ds.FileFragment) -> pa.NativeFile:

@@ -25,12 +25,22 @@ import pyarrow.parquet as pq
 from govlab.engines.arrow_dataset import normalise
 from govlab.engines.snapshot import RowGroup, Snapshot, open_input
 from govlab.generators.base import DatasetSpec
-from govlab.policy.ast import AlwaysFalse, AlwaysTrue, Expr, and_, columns_of, in_
+from govlab.policy.ast import (
+    FALSE,
+    TRUE,
+    AlwaysFalse,
+    AlwaysTrue,
+    Expr,
+    and_,
+    columns_of,
+    in_,
+)
 from govlab.policy.compile import to_arrow
 from govlab.search import text_match as _text
 
 if TYPE_CHECKING:
     from govlab.engines.base import Engine
+    from govlab.engines.vocabulary import Vocabulary
 
 # Fetching a page's rows: rows decoded past the estimated last key, and the read
 # buffer of each column.
@@ -255,7 +265,8 @@ class _KeyPass:
         self._keys: list[pa.Array] = []
         self._where: list[pa.Array] = []
         self._pk_type = snapshot.dataset.schema.field(spec.primary_key).type
-        self._bound: dict[tuple[tuple[str, Any], ...], Expr] = {}
+        self._bound: dict[tuple[Any, ...], Expr] = {}
+        self._decided: list[_Decided] | None = None  # leaves the vocabularies decide
         # whole rows of the keys held (None: not kept, the page reads them); appended
         # to by the pool's threads
         self._rows: list[pa.Table] | None = (
@@ -448,20 +459,58 @@ class _KeyPass:
 
     def _group_filter(self, group: RowGroup) -> Expr | None:
         """The plan's filter with the group's partition values bound in (a filter on
-        the partition column alone becomes TRUE for every group left to read)."""
+        the partition column alone becomes TRUE for every group left to read), and
+        the leaves its columns' vocabularies decide for the group (a term none of the
+        group's names holds: FALSE, and `name` is not read)."""
         if self.plan.filter is None:
             return None
         fragment = group.fragment
         constants = ds.get_partition_keys(fragment.partition_expression)
-        if not constants:
+        answers = self._vocabulary_answers(group)
+        if not constants and not answers:
             return self.plan.filter
-        key = tuple(sorted(constants.items(), key=lambda item: item[0]))
+        key = (
+            tuple(sorted(constants.items(), key=lambda item: item[0])),
+            tuple(answers.items()),
+        )
         cached = self._bound.get(key)
         if cached is None:
-            schema = self.snapshot.dataset.schema
-            cached = _text.bind_constants(self.plan.filter, constants, schema)
+            cached = self.plan.filter
+            if constants:
+                schema = self.snapshot.dataset.schema
+                cached = _text.bind_constants(cached, constants, schema)
+            cached = _text.bind_leaves(cached, answers)
             self._bound[key] = cached
         return cached
+
+    def _vocabulary_answers(self, group: RowGroup) -> dict[Expr, Expr]:
+        """The leaves decided for ``group`` by their columns' vocabularies."""
+        if self._decided is None:
+            self._decided = self._decide_leaves()
+        answers: dict[Expr, Expr] = {}
+        for decided in self._decided:
+            i = decided.vocabulary.index(group.fragment.path, group.id)
+            if i is None:
+                continue
+            if not decided.some[i]:
+                answers[decided.leaf] = FALSE
+            elif decided.every[i]:
+                answers[decided.leaf] = TRUE
+        return answers
+
+    def _decide_leaves(self) -> list[_Decided]:
+        """Each leaf on a dictionary column whose vocabulary is built, with its
+        verdict for every row group (once per search: a few distinct values each)."""
+        assert self.plan.filter is not None
+        decided = []
+        for leaf in dict.fromkeys(_text.leaves(self.plan.filter)):
+            if leaf.column not in self.plan.dictionary:
+                continue
+            vocabulary = self.snapshot.vocabulary(leaf.column)
+            if vocabulary is not None:
+                some, every = _text.vocabulary_verdicts(leaf, vocabulary)
+                decided.append(_Decided(leaf, vocabulary, some, every))
+        return decided
 
     def _columns(self, filters: Iterable[Expr | None]) -> list[str]:
         """The key, then every column a group's filter still needs, in schema order."""
@@ -500,6 +549,16 @@ class _KeyPass:
             table = table.filter(keep)
         table = table.sort_by([("k", self._order)]).slice(offset, limit)
         return table.column("k").combine_chunks(), table.column("g")
+
+
+@dataclass(frozen=True)
+class _Decided:
+    """A leaf's verdicts per row group of its column's vocabulary."""
+
+    leaf: Expr
+    vocabulary: Vocabulary
+    some: np.ndarray  # may be TRUE on some row of the group
+    every: np.ndarray  # TRUE on every row of the group
 
 
 _FRAGMENT = "__fragment_index"  # Arrow's special column: the batch's fragment

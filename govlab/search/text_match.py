@@ -23,9 +23,9 @@ FALSE. Masks are numpy booleans (TRUE or not).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -51,6 +51,9 @@ from govlab.policy.ast import (
 from govlab.policy.casefold import fold, has_ascii_letter
 from govlab.policy.compile import to_arrow
 from govlab.policy.to_arrow import folded_contains
+
+if TYPE_CHECKING:
+    from govlab.engines.vocabulary import Vocabulary
 
 Rows = np.ndarray | None  # positions in the batch (int64), or None for every row
 # the kernels ``policy.to_arrow`` builds comparisons from (``field == scalar`` is "equal")
@@ -136,6 +139,43 @@ def _bind(expr: Expr, constants: Mapping[str, Any], schema: pa.Schema) -> Expr:
     value = pa.array([constants[column]], schema.field(column).type)
     one_row = pa.RecordBatch.from_arrays([value], names=[column])
     return TRUE if true_mask(expr, one_row, None, frozenset())[0] else FALSE
+
+
+def leaves(expr: Expr) -> Iterator[Leaf]:
+    """The leaves of ``expr`` (a bound filter: AND, OR, constants and leaves)."""
+    match expr:
+        case And(children) | Or(children):
+            for child in children:
+                yield from leaves(child)
+        case AlwaysTrue() | AlwaysFalse():
+            return
+        case _:
+            yield expr  # type: ignore[misc]
+
+
+def bind_leaves(expr: Expr, answers: Mapping[Expr, Expr]) -> Expr:
+    """``expr`` with the leaves of ``answers`` replaced by their answer (TRUE or FALSE),
+    folded. Bound filters have no ``Not``, so a leaf FALSE on every row of a group (or
+    NULL, which is not TRUE either) may be replaced by FALSE there."""
+    match expr:
+        case And(children):
+            return and_(*(bind_leaves(c, answers) for c in children))
+        case Or(children):
+            return or_(*(bind_leaves(c, answers) for c in children))
+    return answers.get(expr, expr)
+
+
+def vocabulary_verdicts(leaf: Leaf, vocabulary: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
+    """For each row group of ``vocabulary``: whether ``leaf`` may be TRUE on some row
+    (some value the group holds, or its NULL, makes it TRUE), and whether it is TRUE on
+    every row. The leaf is evaluated once per distinct value of the whole version."""
+    entries = _plain_mask(leaf, vocabulary.values)
+    kind = vocabulary.values.type
+    on_null = bool(_plain_mask(leaf, pa.nulls(1, kind))[0])
+    nulls = vocabulary.nulls
+    some = vocabulary.groups_holding(entries) | (nulls & on_null)
+    every = ~vocabulary.groups_holding(~entries) & (~nulls | on_null)
+    return some, every
 
 
 def true_mask(
