@@ -279,3 +279,13 @@ def test_leaves_are_replaced_only_where_decided() -> None:
     assert bind_leaves(expr, {term: TRUE}) == region
     assert bind_leaves(expr, {region: FALSE}) == FALSE
     assert bind_leaves(or_(term, region), {}) == or_(term, region)
+
+
+def test_a_warm_up_builds_every_coded_column(grouped: Path) -> None:
+    searcher = GovernedSearch(Settings(data_dir=grouped))
+    for fmt in FORMATS:
+        built = searcher.build_vocabularies("healthcare", fmt)
+        assert {"condition", "notes", "clinician_id"} <= set(built), fmt
+        assert not {PK, "address", "ssn"} & set(built)  # unique values: no vocabulary
+        snapshot = searcher.engine(fmt).snapshot(SPEC)
+        assert snapshot is not None and snapshot.vocabulary("condition") is not None

@@ -190,6 +190,16 @@ class Snapshot:
             return None
         return future.result()
 
+    def build_vocabularies(self) -> list[str]:
+        """Build (and wait for) the vocabulary of every string column the key pass
+        reads as a dictionary; the columns that have one."""
+        coded = [
+            field.name
+            for field in self.dataset.schema
+            if pa.types.is_string(field.type) and self.low_cardinality(field.name)
+        ]
+        return [name for name in coded if self.vocabulary(name, wait=True) is not None]
+
     def _build_vocabulary(self, column: str) -> Vocabulary | None:
         from govlab.engines.vocabulary import build_vocabulary
 

@@ -198,6 +198,16 @@ class GovernedSearch:
             files = self._witnesses[key] = name_files(dataset)
         return self._versions.get(key, files, lambda: engine.version(dataset))
 
+    def build_vocabularies(self, dataset: str, fmt: str) -> list[str]:
+        """Build the current version's row-group vocabularies (``engines.vocabulary``)
+        and wait for them; the columns built. Searches build them on first use in the
+        background and never wait: this is for a warm-up after a seed, and for
+        benchmarks that time searches with them built."""
+        spec = get_dataset(dataset)
+        engine = self.engine(fmt)
+        snapshot = engine.snapshot(spec, self.version(engine, dataset))
+        return [] if snapshot is None else snapshot.build_vocabularies()
+
     def is_current(self, prepared: Prepared) -> bool:
         """Whether the policy and table version ``prepared`` pinned are still the live
         ones, so that everything derived from it (its grant, its page key) still holds."""
