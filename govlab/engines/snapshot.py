@@ -191,8 +191,11 @@ class Snapshot:
         return future.result()
 
     def build_vocabularies(self) -> list[str]:
-        """Build (and wait for) the vocabulary of every string column the key pass
-        reads as a dictionary; the columns that have one."""
+        """Build (and wait for) the vocabularies searches would build: of every string
+        column the key pass reads as a dictionary, in a version big enough for them to
+        be built unasked. The columns that have one."""
+        if self._row_count() < _VOCABULARY_MIN_ROWS:
+            return []
         coded = [
             field.name
             for field in self.dataset.schema
