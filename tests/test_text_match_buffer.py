@@ -11,6 +11,7 @@ dictionary codes with NULLs, and characters whose case mappings differ between e
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -140,3 +141,63 @@ def test_pages_fetched_after_the_key_pass_match_the_oracle(
     rows = raw_tables["healthcare"].to_pylist()
     for q in ["", "asthma", "kowalski", "ASTHMA"]:
         test_pages_and_totals_match_the_oracle(grouped, rows, fmt, role, q)
+
+
+@pytest.mark.parametrize(
+    ("together_group_rows", "together_rows"),
+    [(0, 262_144), (16_384, 100), (16_384, 262_144)],
+    ids=["group-by-group", "together-in-batches", "together"],
+)
+@pytest.mark.parametrize("whole_rows_top", [0, 100])
+def test_groups_matched_together_or_one_by_one_page_alike(
+    grouped: Path,
+    raw_tables: dict[str, pa.Table],
+    monkeypatch: pytest.MonkeyPatch,
+    together_group_rows: int,
+    together_rows: int,
+    whole_rows_top: int,
+) -> None:
+    """Small row groups are matched as one table per filter (in batches of at most
+    ``_TOGETHER_ROWS`` rows), whole rows completed after the match: the same pages
+    and totals as the oracle, whichever way the groups are read."""
+    from govlab.search import paging
+    from tests.test_search_paths import test_pages_and_totals_match_the_oracle
+
+    monkeypatch.setattr(paging, "_TOGETHER_GROUP_ROWS", together_group_rows)
+    monkeypatch.setattr(paging, "_TOGETHER_ROWS", together_rows)
+    monkeypatch.setattr(paging, "_WHOLE_ROWS_TOP", whole_rows_top)
+    rows = raw_tables["healthcare"].to_pylist()
+    for fmt, role, q in [
+        ("parquet", "admin", "kowalski"),
+        ("delta", "clinician", "asthma"),
+        ("iceberg", "analyst", "a"),
+        ("parquet", "business_user", ""),
+    ]:
+        test_pages_and_totals_match_the_oracle(grouped, rows, fmt, role, q)
+
+
+def test_whole_rows_decode_other_columns_only_up_to_the_rows_kept(
+    grouped: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small table's key pass completes the rows it keeps with the other columns
+    after matching: none for a term in no row, a prefix of each group for a first page."""
+    from govlab.config import Settings
+    from govlab.search import GovernedSearch, SearchQuery, paging
+    from tests.test_search_paths import PRINCIPALS
+
+    calls: list[tuple[int, int, list[str]]] = []
+    rows_at = paging._rows_at
+
+    def recorded(group: Any, columns: list[str], positions: Any) -> pa.Table:
+        calls.append((group.rows, int(positions.max()), columns))
+        return rows_at(group, columns, positions)
+
+    monkeypatch.setattr(paging, "_rows_at", recorded)
+    searcher = GovernedSearch(Settings(data_dir=grouped, count_limit=None))
+    admin = PRINCIPALS["admin"]
+    none = searcher.search("healthcare", "parquet", admin, SearchQuery(q="xylophone", page_size=5))
+    assert none["total"] == 0 and calls == []
+    got = searcher.search("healthcare", "parquet", admin, SearchQuery(q="e", page_size=5))
+    assert len(got["items"]) == 5 and calls
+    assert all(last < rows - 1 for rows, last, _ in calls)  # a prefix, not the group
+    assert all("ssn" in columns and "patient_id" not in columns for _, _, columns in calls)

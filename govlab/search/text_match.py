@@ -12,7 +12,10 @@ row, and Arrow's ``match_substring(ignore_case=True)`` runs RE2 on every value. 
 * an OR evaluates its children cheapest first, the later ones on the rows still
   undecided once few enough are;
 * text is matched as ``policy.casefold`` defines it (ASCII letters caselessly);
-* a leaf on a partition column is decided once per file from its partition value.
+* a leaf on a partition column is decided once per file from its partition value;
+* a leaf on a column with a row-group vocabulary (``engines.vocabulary``) is decided
+  once per group where every value, or none, of the group makes it TRUE (once per
+  distinct value of the version: ``vocabulary_verdicts``).
 
 Every other leaf is Arrow's own expression evaluation (``policy.compile.to_arrow``) on
 the rows it is asked about, so comparisons keep exactly the scan's semantics. Bound
