@@ -7,6 +7,8 @@ Read path only: a seed imports neither this nor ``pyarrow.dataset``.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import posixpath
 import queue
 import threading
@@ -237,6 +239,10 @@ def _build_later(build: Any, column: str) -> Future[Vocabulary | None]:
 
 
 def _run_builds() -> None:
+    """The builder thread: at the lowest CPU priority (Linux schedules threads on
+    their own), so an index build takes only what searches leave idle."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
     while True:
         future, build, column = _builds.get()
         try:
