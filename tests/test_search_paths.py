@@ -318,7 +318,7 @@ def test_the_key_pass_keeps_only_what_the_page_needs(grouped: Path, fmt: str) ->
     assert held <= 3 * len(groups) and held < key_pass.count
     # once the page's keys were settled, the other groups were only counted
     assert len({g for where in key_pass._where for g in where.to_pylist()}) < len(groups)
-    keys, _ = key_pass.page(0, 3)
+    keys, _, _ = key_pass.page(0, 3)
     assert keys.to_pylist() == sorted(everything.column(PK).to_pylist())[:3]
 
 

@@ -132,12 +132,12 @@ def test_pages_fetched_after_the_key_pass_match_the_oracle(
     fmt: str,
     role: str,
 ) -> None:
-    """With row groups too big for the key pass to keep whole rows (5M-row tables), a
-    page's rows are read again from their groups: the same pages as the oracle."""
+    """Where the key pass cannot tell row numbers (the scanner's path), a page's rows
+    are found again by key in their groups: the same pages as the oracle."""
     from govlab.search import paging
     from tests.test_search_paths import test_pages_and_totals_match_the_oracle
 
-    monkeypatch.setattr(paging, "_WHOLE_ROWS_GROUP_ROWS", 0)
+    monkeypatch.setattr(paging, "_rows_by_position", lambda *args: None)
     rows = raw_tables["healthcare"].to_pylist()
     for q in ["", "asthma", "kowalski", "ASTHMA"]:
         test_pages_and_totals_match_the_oracle(grouped, rows, fmt, role, q)
@@ -148,24 +148,21 @@ def test_pages_fetched_after_the_key_pass_match_the_oracle(
     [(0, 262_144), (16_384, 100), (16_384, 262_144)],
     ids=["group-by-group", "together-in-batches", "together"],
 )
-@pytest.mark.parametrize("whole_rows_top", [0, 100])
 def test_groups_matched_together_or_one_by_one_page_alike(
     grouped: Path,
     raw_tables: dict[str, pa.Table],
     monkeypatch: pytest.MonkeyPatch,
     together_group_rows: int,
     together_rows: int,
-    whole_rows_top: int,
 ) -> None:
     """Small row groups are matched as one table per filter (in batches of at most
-    ``_TOGETHER_ROWS`` rows), whole rows completed after the match: the same pages
-    and totals as the oracle, whichever way the groups are read."""
+    ``_TOGETHER_ROWS`` rows): the same pages and totals as the oracle, whichever way
+    the groups are read."""
     from govlab.search import paging
     from tests.test_search_paths import test_pages_and_totals_match_the_oracle
 
     monkeypatch.setattr(paging, "_TOGETHER_GROUP_ROWS", together_group_rows)
     monkeypatch.setattr(paging, "_TOGETHER_ROWS", together_rows)
-    monkeypatch.setattr(paging, "_WHOLE_ROWS_TOP", whole_rows_top)
     rows = raw_tables["healthcare"].to_pylist()
     for fmt, role, q in [
         ("parquet", "admin", "kowalski"),
@@ -176,11 +173,11 @@ def test_groups_matched_together_or_one_by_one_page_alike(
         test_pages_and_totals_match_the_oracle(grouped, rows, fmt, role, q)
 
 
-def test_whole_rows_decode_other_columns_only_up_to_the_rows_kept(
+def test_page_rows_are_decoded_by_row_number_up_to_the_last_one(
     grouped: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A small table's key pass completes the rows it keeps with the other columns
-    after matching: none for a term in no row, a prefix of each group for a first page."""
+    """The key pass keeps each key's row number: a page decodes its groups only up to
+    its last row there (rows are in key order), and a term in no row decodes none."""
     from govlab.config import Settings
     from govlab.search import GovernedSearch, SearchQuery, paging
     from tests.test_search_paths import PRINCIPALS
@@ -195,9 +192,11 @@ def test_whole_rows_decode_other_columns_only_up_to_the_rows_kept(
     monkeypatch.setattr(paging, "_rows_at", recorded)
     searcher = GovernedSearch(Settings(data_dir=grouped, count_limit=None))
     admin = PRINCIPALS["admin"]
-    none = searcher.search("healthcare", "parquet", admin, SearchQuery(q="xylophone", page_size=5))
-    assert none["total"] == 0 and calls == []
-    got = searcher.search("healthcare", "parquet", admin, SearchQuery(q="e", page_size=5))
-    assert len(got["items"]) == 5 and calls
-    assert all(last < rows - 1 for rows, last, _ in calls)  # a prefix, not the group
-    assert all("ssn" in columns and "patient_id" not in columns for _, _, columns in calls)
+    for fmt in ("delta", "parquet", "iceberg"):
+        calls.clear()
+        none = searcher.search("healthcare", fmt, admin, SearchQuery(q="xylophone", page_size=5))
+        assert none["total"] == 0 and calls == []
+        got = searcher.search("healthcare", fmt, admin, SearchQuery(q="e", page_size=5))
+        assert len(got["items"]) == 5 and calls
+        assert all(last < rows - 1 for rows, last, _ in calls)  # a prefix, not the group
+        assert all({"patient_id", "ssn", "name"} <= set(columns) for _, _, columns in calls)

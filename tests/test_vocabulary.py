@@ -148,8 +148,8 @@ def test_pages_with_vocabularies_match_the_oracle(
     large: bool,
     role: str,
 ) -> None:
-    if large:  # as at 5M rows: names coded, pages fetched again from their groups
-        monkeypatch.setattr(paging, "_WHOLE_ROWS_GROUP_ROWS", 0)
+    if large:  # as at 5M rows: names coded, groups matched one by one
+        monkeypatch.setattr(paging, "_TOGETHER_GROUP_ROWS", 0)
         coded = {"name", "condition", "notes", "clinician_id"}
         monkeypatch.setattr(Snapshot, "low_cardinality", lambda self, column: column in coded)
     rows = raw_tables["healthcare"].to_pylist()
@@ -191,7 +191,6 @@ def test_columns_whose_leaves_are_decided_are_not_read(
     grouped: Path, built_at_once: list[str], monkeypatch: pytest.MonkeyPatch, fmt: str
 ) -> None:
     """No name holds "asthma" (a condition): the clinician's key pass reads no name."""
-    monkeypatch.setattr(paging, "_WHOLE_ROWS_GROUP_ROWS", 0)
     searcher = GovernedSearch(Settings(data_dir=grouped, count_limit=None))
     reads = _reads(monkeypatch)
     query = SearchQuery(q="asthma", page=2, page_size=1)

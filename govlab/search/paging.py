@@ -3,8 +3,9 @@
 In primary-key order (the default sort) from the engine's Arrow snapshot: ``pk_page``
 answers one page and the number of matches reading as little as it can:
 row groups in key order, a key pass that evaluates the row filter on the few columns
-it needs (``search.text_match``) and keeps only the keys that can still be on the page,
-then whole rows decoded from the page's row groups only. Imported by the search, not
+it needs (``search.text_match``) and keeps only the keys that can still be on the page
+with their row numbers, then whole rows decoded from the page's row groups only, up
+to the page's last row in each. Imported by the search, not
 by the write path (seeding never pays for the policy layer's imports).
 """
 
@@ -50,14 +51,6 @@ _FETCH_CODED_ROWS = 16_384  # from this many rows on, coded columns are read as 
 _FETCH_POOL_ROWS = 16_384  # from this many rows on, a page's row groups are read side by side
 # Key passes over this few row groups match their batches on the calling thread.
 _INLINE_GROUPS = 2
-# Groups of at most this many rows (every one of them, this many in all, for a page
-# ending at most this far): the key pass keeps the whole rows of its keys, decoding a
-# group's other columns after its match, up to its ``top``-th match (a first page: a few
-# hundred rows a group; no match: none). Deeper pages fetch theirs after the key pass:
-# at page 50 of 20 rows, keeping 1,000 rows a group cost twice the fetch (50k rows).
-_WHOLE_ROWS_GROUP_ROWS = 16_384
-_WHOLE_ROWS_TOTAL = 262_144
-_WHOLE_ROWS_TOP = 100
 # A group read on the calling thread has its columns decoded side by side from this size.
 _THREADED_GROUP_ROWS = 32_768
 # Groups of at most this many rows are read on the pool and matched together on the
@@ -65,6 +58,7 @@ _THREADED_GROUP_ROWS = 32_768
 _TOGETHER_GROUP_ROWS = 16_384
 _TOGETHER_ROWS = 262_144
 _Job = tuple[int, Expr, list[str]]  # a live group's index, its bound filter, its columns
+_Held = tuple[pa.Array, "np.ndarray | None"]  # a group's keys held, and their row numbers
 
 
 # ---------------------------------------------------------------------- one call
@@ -176,8 +170,10 @@ def pk_page(
       on the page are kept (``_KeyPass``). Where a column's row-group vocabulary is
       built (``engines.vocabulary``), its leaves are decided per group first: a group
       where the filter is FALSE is not read, and a decided leaf's column is not read.
-    * Rows: only the row groups that hold the page's keys are read, with the filter
-      re-applied together with ``pk in keys``.
+    * Rows: only the row groups that hold the page's keys are read, by the row numbers
+      the key pass found them at, each decoded up to the page's last row in it. Where
+      the key pass could not tell row numbers (the scanner's path), by key, with the
+      filter re-applied together with ``pk in keys``.
     """
     pk = spec.primary_key
     expr = to_arrow(row_filter)
@@ -187,17 +183,7 @@ def pk_page(
     top = offset + limit
     # in page order: by min key (max when descending); ``where`` indexes this order
     groups.sort(key=(lambda g: g.hi) if descending else (lambda g: g.lo), reverse=descending)
-    # a small table in small groups, a page not too deep, text to match (the key pass
-    # reads the text columns anyway): it keeps the whole rows of its keys (no second
-    # read of the page's groups). Without text, reading every column of every group
-    # costs more than fetching the page's rows afterwards.
-    whole_rows = (
-        bool(_text.text_columns(row_filter))
-        and top <= _WHOLE_ROWS_TOP
-        and sum(g.rows for g in groups) <= _WHOLE_ROWS_TOTAL
-        and all(g.rows <= _WHOLE_ROWS_GROUP_ROWS for g in groups)
-    )
-    key_pass = _KeyPass(snapshot, spec, row_filter, descending, top, whole_rows)
+    key_pass = _KeyPass(snapshot, spec, row_filter, descending, top)
     if columns_of(row_filter) <= {spec.partition_by}:
         total, exact = snapshot.dataset.count_rows(filter=expr), True
         if offset >= total:
@@ -209,8 +195,12 @@ def pk_page(
         total = key_pass.count
         if offset >= total:  # only when every group was read: ``count_to`` >= ``top``
             return PkPage(spec.schema.empty_table(), total, exact)
-    keys, where = key_pass.page(offset, limit)
-    rows = key_pass.page_rows(keys, spec)
+    keys, where, positions = key_pass.page(offset, limit)
+    rows = (
+        None
+        if positions is None
+        else _rows_by_position(snapshot, groups, spec, keys, where, positions)
+    )
     if rows is None:
         rows = _page_rows(snapshot, groups, spec, key_pass.refilter(expr), keys, where)
     return PkPage(rows, total, exact)
@@ -264,7 +254,6 @@ class _KeyPass:
         row_filter: Expr,
         descending: bool,
         top: int,
-        whole_rows: bool = False,
     ) -> None:
         self.snapshot = snapshot
         self.plan = key_plan(snapshot, spec, row_filter)
@@ -273,15 +262,11 @@ class _KeyPass:
         self.count = 0
         self._keys: list[pa.Array] = []
         self._where: list[pa.Array] = []
+        # each held key's row number in its group (None once some key came without)
+        self._positions: list[pa.Array] | None = []
         self._pk_type = snapshot.dataset.schema.field(spec.primary_key).type
         self._bound: dict[tuple[Any, ...], Expr] = {}
         self._decided: list[_Decided] | None = None  # leaves the vocabularies decide
-        # whole rows of the keys held (None: not kept, the page reads them); appended
-        # to by the pool's threads
-        self._rows: list[pa.Table] | None = (
-            [] if whole_rows and self.plan.filter is not None else None
-        )
-        self._rows_guard = threading.Lock()
 
     def read(self, groups: list[RowGroup], first: int, keys: bool = True) -> None:
         """Add the matches of ``groups`` (``first`` is the index of ``groups[0]``); with
@@ -332,15 +317,13 @@ class _KeyPass:
             jobs.append((i, row_filter, columns))
         if not jobs:
             return
-        whole = keys and self._rows is not None
-        if whole or (
-            len(jobs) > _INLINE_GROUPS
-            and all(groups[i].rows <= _TOGETHER_GROUP_ROWS for i, _, _ in jobs)
+        if len(jobs) > _INLINE_GROUPS and all(
+            groups[i].rows <= _TOGETHER_GROUP_ROWS for i, _, _ in jobs
         ):
             self._match_together(groups, first, jobs, keys)
             return
 
-        def match(job: _Job, threads: bool = False) -> tuple[int, pa.Array | None]:
+        def match(job: _Job, threads: bool = False) -> tuple[int, _Held | None]:
             i, row_filter, columns = job
             return self._group_matches(groups[i], row_filter, columns, keys, threads)
 
@@ -353,7 +336,7 @@ class _KeyPass:
             if kept is None:
                 self.count += count
             else:
-                self._add(first + i, count, kept)
+                self._add(first + i, count, *kept)
 
     def _match_together(
         self, groups: list[RowGroup], first: int, jobs: list[_Job], keys: bool
@@ -362,13 +345,7 @@ class _KeyPass:
         releases the GIL), then matched on this thread as one table per filter. Matching
         a few thousand rows is bound by Python's per-call costs, which threads do not
         share: at 50k rows in 5 groups, 3 ms matched group by group on the pool against
-        2 ms matched together (and 9 against 6 ms for the whole pass).
-
-        When the key pass keeps whole rows, the other columns of a group are decoded
-        after its match, only when it has rows to keep, and only up to the last of
-        them (rows are in key order: a first page decodes a few hundred rows a group,
-        a term in no row none)."""
-        whole = keys and self._rows is not None
+        2 ms matched together (and 9 against 6 ms for the whole pass)."""
         dictionary = self.plan.dictionary
 
         def read(job: _Job) -> pa.Table:
@@ -386,7 +363,6 @@ class _KeyPass:
                 end += 1
             batch = jobs[start:end]
             tables = _on_pool(read, batch)
-            held: list[tuple[_Job, pa.Table]] = []
             same: dict[tuple[Expr, pa.Schema], list[int]] = {}
             for n, (job, table) in enumerate(zip(batch, tables, strict=True)):
                 same.setdefault((job[1], table.schema), []).append(n)
@@ -403,105 +379,56 @@ class _KeyPass:
                     size = part.num_rows
                     found = None if mask is None else mask[offset : offset + size]
                     offset += size
-                    i = batch[n][0]
-                    part = part if whole else part.select([0])  # the key is enough
-                    kept = self._add_group(first + i, part, found, keys)
-                    if whole and kept is not None and kept.num_rows:
-                        held.append((batch[n], kept))
-            if held:
-                self._keep_whole_rows(groups, held)
+                    self._add_group(first + batch[n][0], part.column(0), found, keys)
             start = end
 
     def _add_group(
-        self, where: int, table: pa.Table, found: np.ndarray | None, keys: bool
-    ) -> pa.Table | None:
-        """Count ``table``'s rows ``found`` TRUE (every row when None) and, with
-        ``keys``, hold the first ``top`` of their keys; returns those rows, with their
-        row numbers in the group as ``_POSITION``."""
-        if not keys:
-            self.count += table.num_rows if found is None else int(found.sum())
-            return None
-        positions = np.arange(table.num_rows) if found is None else np.flatnonzero(found)
-        rows = table.take(pa.array(positions)).append_column(_POSITION, pa.array(positions))
-        count = rows.num_rows
-        if count > self.top:
-            order = [("", self._order)]
-            rows = rows.take(pc.select_k_unstable(rows.column(0), k=self.top, sort_keys=order))
-        self._add(where, count, rows.column(0).combine_chunks())
-        return rows
-
-    def _keep_whole_rows(self, groups: list[RowGroup], held: list[tuple[_Job, pa.Table]]) -> None:
-        """The rows the key pass holds, completed with the group's other columns and
-        kept (in the dataset's schema) for ``page_rows``. A column neither stored nor
-        a partition value gives up keeping any (the page then fetches its rows)."""
-        schema = self.snapshot.dataset.schema
-
-        def complete(item: tuple[_Job, pa.Table]) -> pa.Table | None:
-            (i, _, columns), rows = item
-            group = groups[i]
-            stored = self.snapshot.file_columns(group.fragment)
-            others = [n for n in schema.names if n in stored and n not in columns]
-            positions = rows.column(_POSITION).to_numpy()
-            rows = rows.drop_columns([_POSITION])
-            if others:
-                late = _rows_at(group, others, positions)
-                for name in others:
-                    rows = rows.append_column(name, late.column(name))
-            constants = ds.get_partition_keys(group.fragment.partition_expression)
-            return _in_schema(rows, schema, constants)
-
-        completed = _on_pool(complete, held)
-        with self._rows_guard:
-            if self._rows is None:
-                return
-            if any(rows is None for rows in completed):
-                self._rows = None
-                return
-            self._rows.extend(rows for rows in completed if rows is not None)
+        self, where: int, keys: pa.ChunkedArray, found: np.ndarray | None, want_keys: bool
+    ) -> None:
+        """Count the ``keys`` ``found`` TRUE (every one when None) and, with
+        ``want_keys``, hold the first ``top`` of them with their row numbers."""
+        if not want_keys:
+            self.count += len(keys) if found is None else int(found.sum())
+            return
+        self._add(where, *self._hold(keys.combine_chunks(), found))
 
     def _group_matches(
         self, group: RowGroup, row_filter: Expr, columns: list[str], keys: bool, threads: bool
-    ) -> tuple[int, pa.Array | None]:
+    ) -> tuple[int, _Held | None]:
         """The number of rows of ``group`` matching ``row_filter``, and (with ``keys``)
-        the first ``top`` of their keys in page order."""
+        the first ``top`` of their keys in page order with their row numbers."""
         dictionary = self.plan.dictionary
         table = self.snapshot.read_group(group, columns, dictionary, threads)
         if table is None:  # a column the file does not store: the scanner fills it in
             table = self.snapshot.reader([group], dictionary).to_table(columns=columns)
-        count = 0
-        matched: list[pa.Array] = []
-        for batch in table.to_batches():
-            if isinstance(row_filter, AlwaysTrue):
-                mask = None
-            else:
-                mask = _text.true_mask(row_filter, batch, None, dictionary)
-            if not keys:
-                count += batch.num_rows if mask is None else int(mask.sum())
-                continue
-            found = batch.column(0) if mask is None else batch.column(0).filter(pa.array(mask))
-            count += len(found)
-            matched.append(found)
+        mask = None
+        if not isinstance(row_filter, AlwaysTrue) and table.num_rows:
+            # batch by batch: a table's chunks would be copied into one per column
+            masks = [_text.true_mask(row_filter, b, None, dictionary) for b in table.to_batches()]
+            mask = masks[0] if len(masks) == 1 else np.concatenate(masks)
         if not keys:
-            return count, None
-        if not matched:
-            return 0, pa.array([], self._pk_type)
-        held = matched[0] if len(matched) == 1 else pa.concat_arrays(matched)
-        return self._top(held)
+            return (table.num_rows if mask is None else int(mask.sum())), None
+        count, held, positions = self._hold(table.column(0).combine_chunks(), mask)
+        return count, (held, positions)
 
-    def page_rows(self, keys: pa.Array, spec: DatasetSpec) -> pa.Table | None:
-        """The page's whole rows from those the key pass kept, in page order; None when
-        it kept none (``_page_rows`` reads them)."""
-        if self._rows is None:
-            return None
-        if len(keys) == 0:
-            return spec.schema.empty_table()
-        if not self._rows:
-            return None
-        rows = normalise(pa.concat_tables(self._rows), spec.schema)
-        positions = pc.index_in(keys, value_set=rows.column(spec.primary_key))
-        if positions.null_count:
-            return None
-        return rows.take(positions)
+    def _hold(self, keys: pa.Array, found: np.ndarray | None) -> tuple[int, pa.Array, np.ndarray]:
+        """How many ``keys`` are ``found`` TRUE (all when None), and the ``top`` first of
+        them in page order (no later one can be on the page) with their row numbers
+        (their index in ``keys``)."""
+        order = [("", self._order)]
+        if found is None:
+            count = len(keys)
+            if count <= self.top:
+                return count, keys, np.arange(count)
+            best = pc.select_k_unstable(keys, k=self.top, sort_keys=order)
+            return count, keys.take(best), best.to_numpy()
+        at = np.flatnonzero(found)
+        count = len(at)
+        if count <= self.top:
+            return count, keys.take(pa.array(at)), at
+        held = keys.filter(pa.array(found))
+        best = pc.select_k_unstable(held, k=self.top, sort_keys=order)
+        return count, held.take(best), at[best.to_numpy()]
 
     def _top(self, keys: pa.Array) -> tuple[int, pa.Array]:
         """How many ``keys`` there are, and the ``top`` first of them in page order (no
@@ -599,7 +526,9 @@ class _KeyPass:
         pk = self.plan.columns[0]
         return [pk, *(c for c in self.plan.columns[1:] if c in needed)]
 
-    def _add(self, group: int, count: int, keys: pa.Array) -> None:
+    def _add(
+        self, group: int, count: int, keys: pa.Array, positions: np.ndarray | None = None
+    ) -> None:
         self.count += count
         if len(keys) == 0:
             return
@@ -607,6 +536,10 @@ class _KeyPass:
             keys = keys.cast(self._pk_type)
         self._keys.append(keys)
         self._where.append(pa.array(np.full(len(keys), group, dtype=np.int32)))
+        if positions is None:
+            self._positions = None
+        elif self._positions is not None:
+            self._positions.append(pa.array(positions, pa.int64()))
 
     @property
     def _order(self) -> str:
@@ -616,10 +549,16 @@ class _KeyPass:
         """The ``top``-th key in page order among the matches read so far."""
         return _kth(self._keys, self.top, self.descending)
 
-    def page(self, offset: int, limit: int) -> tuple[pa.Array, pa.ChunkedArray]:
-        """The page's keys in page order, and the index of the row group of each."""
+    def page(
+        self, offset: int, limit: int
+    ) -> tuple[pa.Array, pa.ChunkedArray, pa.ChunkedArray | None]:
+        """The page's keys in page order, the index of the row group of each, and its
+        row number in the group (None unless every key held came with one)."""
         keys = pa.chunked_array(self._keys, type=self._pk_type)
-        table = pa.table({"k": keys, "g": pa.chunked_array(self._where, type=pa.int32())})
+        columns = {"k": keys, "g": pa.chunked_array(self._where, type=pa.int32())}
+        if self._positions is not None:
+            columns["p"] = pa.chunked_array(self._positions, type=pa.int64())
+        table = pa.table(columns)
         if self.top < table.num_rows:
             # the top keys are those up to the top-th one (select_k on the key array alone
             # is ~10x faster than on the table)
@@ -627,7 +566,8 @@ class _KeyPass:
             keep = pc.greater_equal(keys, kth) if self.descending else pc.less_equal(keys, kth)
             table = table.filter(keep)
         table = table.sort_by([("k", self._order)]).slice(offset, limit)
-        return table.column("k").combine_chunks(), table.column("g")
+        positions = table.column("p") if "p" in table.column_names else None
+        return table.column("k").combine_chunks(), table.column("g"), positions
 
 
 @dataclass(frozen=True)
@@ -641,7 +581,6 @@ class _Decided:
 
 
 _FRAGMENT = "__fragment_index"  # Arrow's special column: the batch's fragment
-_POSITION = "__govlab_position"  # a held row's number in its row group
 
 
 def _in_schema(table: pa.Table, schema: pa.Schema, constants: dict[str, Any]) -> pa.Table | None:
@@ -766,6 +705,48 @@ def _page_rows(
     rows = normalise(refilter([job[0] for job in jobs], parts), spec.schema)
     positions = pc.index_in(page_keys, value_set=rows.column(pk))
     return rows.take(positions)
+
+
+def _rows_by_position(
+    snapshot: Snapshot,
+    groups: list[RowGroup],
+    spec: DatasetSpec,
+    page_keys: pa.Array,
+    page_groups: pa.ChunkedArray,
+    positions: pa.ChunkedArray,
+) -> pa.Table | None:
+    """Whole rows for the page's keys, in page order, by their row numbers in their
+    groups (found by the key pass on the same immutable files): each group decoded only
+    up to the last of its page's rows, no key lookup, nothing filtered again. None when
+    a group's file lacks a column that is not a partition value (``_page_rows`` then
+    lets the scanner fill it in)."""
+    if len(page_keys) == 0:
+        return spec.schema.empty_table()
+    schema = snapshot.dataset.schema
+    where = page_groups.to_numpy()
+    rows_at = positions.to_numpy()
+    jobs = []
+    for g in np.unique(where):
+        group = groups[int(g)]
+        stored = snapshot.file_columns(group.fragment)
+        constants = ds.get_partition_keys(group.fragment.partition_expression)
+        if any(n not in stored and n not in constants for n in schema.names):
+            return None
+        columns = [n for n in schema.names if n in stored]
+        jobs.append((group, columns, constants, rows_at[where == g]))
+
+    def fetch(job: tuple[RowGroup, list[str], dict[str, Any], np.ndarray]) -> pa.Table:
+        group, columns, constants, at = job
+        rows = _in_schema(_rows_at(group, columns, at), schema, constants)
+        assert rows is not None  # every column stored or a partition value: checked
+        return rows
+
+    # decoding releases the GIL: past a few thousand rows, the groups side by side
+    decoded = sum(int(job[3].max()) + 1 for job in jobs)
+    parts = _on_pool(fetch, jobs) if decoded >= _FETCH_POOL_ROWS else [fetch(j) for j in jobs]
+    rows = normalise(pa.concat_tables(parts), spec.schema)
+    order = pc.index_in(page_keys, value_set=rows.column(spec.primary_key))
+    return rows.take(order)
 
 
 _pool: ThreadPoolExecutor | None = None
