@@ -185,9 +185,9 @@ def test_page_rows_are_decoded_by_row_number_up_to_the_last_one(
     calls: list[tuple[int, int, list[str]]] = []
     rows_at = paging._rows_at
 
-    def recorded(group: Any, columns: list[str], positions: Any) -> pa.Table:
+    def recorded(group: Any, columns: list[str], positions: Any, *args: Any) -> pa.Table:
         calls.append((group.rows, int(positions.max()), columns))
-        return rows_at(group, columns, positions)
+        return rows_at(group, columns, positions, *args)
 
     monkeypatch.setattr(paging, "_rows_at", recorded)
     searcher = GovernedSearch(Settings(data_dir=grouped, count_limit=None))

@@ -737,10 +737,20 @@ def _rows_by_position(
 
     def fetch(job: tuple[RowGroup, list[str], dict[str, Any], np.ndarray]) -> pa.Table:
         group, columns, constants, at = job
-        rows = _in_schema(_rows_at(group, columns, at), schema, constants)
+        # over many rows, dictionary-encoded columns stay codes until the rows kept are
+        # cast back; over a few, building the dictionary array costs more than it saves
+        many = int(at.max()) >= _FETCH_CODED_ROWS
+        coded = [n for n in columns if many and n in low_cardinality]
+        threads = many and len(jobs) == 1  # one group: its columns side by side
+        rows = _in_schema(_rows_at(group, columns, at, coded, threads), schema, constants)
         assert rows is not None  # every column stored or a partition value: checked
         return rows
 
+    low_cardinality = {
+        n
+        for n in schema.names
+        if pa.types.is_string(schema.field(n).type) and snapshot.low_cardinality(n)
+    }
     # decoding releases the GIL: past a few thousand rows, the groups side by side
     decoded = sum(int(job[3].max()) + 1 for job in jobs)
     parts = _on_pool(fetch, jobs) if decoded >= _FETCH_POOL_ROWS else [fetch(j) for j in jobs]
@@ -769,19 +779,27 @@ def _on_pool(work: Callable[[Any], Any], items: list[Any]) -> list[Any]:
     return list(_fetch_pool().map(work, items))
 
 
-def _rows_at(group: RowGroup, columns: list[str], positions: np.ndarray) -> pa.Table:
+def _rows_at(
+    group: RowGroup,
+    columns: list[str],
+    positions: np.ndarray,
+    coded: list[str] | None = None,
+    threads: bool = False,
+) -> pa.Table:
     """``columns`` (stored in the file) of ``group``'s rows at ``positions``, decoding
-    the group only up to the last of them."""
+    the group only up to the last of them (``coded`` ones as dictionaries, ``threads``:
+    the columns side by side)."""
     prefix = int(positions.max()) + 1
     with open_input(group.fragment) as source:
         reader = pq.ParquetFile(
             source,
             metadata=group.fragment.metadata,
+            read_dictionary=coded or None,
             pre_buffer=False,
             buffer_size=_FETCH_BUFFER_BYTES,
         )
         batches = reader.iter_batches(
-            batch_size=prefix, row_groups=[group.id], columns=columns, use_threads=False
+            batch_size=prefix, row_groups=[group.id], columns=columns, use_threads=threads
         )
         first = next(iter(batches))
     return pa.Table.from_batches([first]).take(pa.array(positions))
