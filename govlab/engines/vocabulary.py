@@ -86,7 +86,7 @@ def build_vocabulary(fragments: Iterable[ds.ParquetFileFragment], column: str) -
                 source, metadata=metadata, read_dictionary=[column], pre_buffer=False
             )
             for row_group in range(metadata.num_row_groups):
-                # on the calling thread only: the builder runs at idle priority
+                # on the builder's thread only: one core, whatever searches run meanwhile
                 read = reader.read_row_group(row_group, columns=[column], use_threads=False)
                 values = read.column(0)
                 groups[(fragment.path, row_group)] = len(dictionaries)
