@@ -13,7 +13,7 @@ For each (format, role, query): one warm-up miss, then ``requests`` sequential G
 on a keep-alive connection against each server, interleaved in rounds so background
 load hits both alike (p50 / p95 latency); then ``concurrency`` clients at once for at
 most ``seconds`` or ``concurrent_requests`` requests per server, split into alternating
-rounds (throughput: the median round). The
+rounds (throughput: the round with the median ratio of the two servers). The
 ratios are govlab / bare (latency) and bare / govlab (throughput): 1.0 is the floor.
 """
 
@@ -177,7 +177,10 @@ def _alternating_throughput(
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Throughput of both servers in ``ROUNDS`` alternating rounds (each bounded by a
     share of the requests and of the time), so a burst of background load falls on both
-    alike; per server, the round with the median rate."""
+    alike. The pair of bursts (one round: back to back) at the median of the rounds'
+    bare / govlab ratios: pairing cancels load that drifts between rounds (each server's
+    own median round, used before, could pair bursts a second apart: 0.8-1.23x across
+    cases that cost the same)."""
     rounds: tuple[list[dict[str, float]], list[dict[str, float]]] = ([], [])
     for _ in range(ROUNDS):
         for url, results in zip(urls, rounds, strict=True):
@@ -193,7 +196,8 @@ def _alternating_throughput(
                     )
                 )
             )
-    govlab, bare = (sorted(r, key=lambda x: x["rps"])[len(r) // 2] for r in rounds)
+    pairs = sorted(zip(*rounds, strict=True), key=lambda p: p[1]["rps"] / max(p[0]["rps"], 1e-9))
+    govlab, bare = pairs[len(pairs) // 2]
     return govlab, bare
 
 
