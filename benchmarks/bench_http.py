@@ -36,7 +36,7 @@ from govlab.service.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BARE_KEY = "bench:bare:page"
-ROUNDS = 5  # sequential requests alternate between the servers in this many rounds
+ROUNDS = 10  # requests alternate between the servers in this many rounds
 VOCABULARY_SETTLE_S = 1.0  # after a case's first (missed) search, before hits are timed
 
 
