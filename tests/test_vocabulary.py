@@ -135,6 +135,23 @@ def test_small_versions_build_nothing_unasked_and_big_ones_in_the_background(
     assert built is not None and snapshot.vocabulary("condition") is built
 
 
+def test_a_failed_build_only_means_no_vocabulary(
+    grouped: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = get_engine("delta", Settings(data_dir=grouped)).snapshot(SPEC)
+    assert shared is not None
+    snapshot = Snapshot(shared.dataset)
+
+    def broken(fragments: Any, column: str) -> Vocabulary | None:
+        raise RuntimeError("a bug in the builder")
+
+    monkeypatch.setattr("govlab.engines.vocabulary.build_vocabulary", broken)
+    assert snapshot.vocabulary("condition", wait=True) is None
+    visible = Contains("condition", "asthma")
+    page = paging.pk_page(snapshot, SPEC, visible, False, 0, 5, None)
+    assert page is not None and page.total > 0
+
+
 # ---------------------------------------------------------------------- the key pass
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("large", [False, True])
@@ -173,28 +190,20 @@ def _reads(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.usefixtures("names_coded")
-def test_a_term_no_group_holds_reads_no_group(
+def test_the_vocabularies_decide_what_the_key_pass_reads(
     grouped: Path, built_at_once: list[str], monkeypatch: pytest.MonkeyPatch, fmt: str
 ) -> None:
+    """A term no group holds reads no group; a term no name holds ("asthma", a
+    condition) reads no name."""
     searcher = GovernedSearch(Settings(data_dir=grouped, count_limit=None))
     reads = _reads(monkeypatch)
-    query = SearchQuery(q="xylophone", page=1, page_size=5)
-    got = searcher.search("healthcare", fmt, PRINCIPALS["clinician"], query)
+    clinician = PRINCIPALS["clinician"]
+    got = searcher.search("healthcare", fmt, clinician, SearchQuery(q="xylophone", page_size=5))
     assert got["total"] == 0 and got["items"] == [] and got["totalExact"]
     assert reads == []
     assert {"name", "condition", "notes"} <= set(built_at_once)
-
-
-@pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.usefixtures("names_coded")
-def test_columns_whose_leaves_are_decided_are_not_read(
-    grouped: Path, built_at_once: list[str], monkeypatch: pytest.MonkeyPatch, fmt: str
-) -> None:
-    """No name holds "asthma" (a condition): the clinician's key pass reads no name."""
-    searcher = GovernedSearch(Settings(data_dir=grouped, count_limit=None))
-    reads = _reads(monkeypatch)
     query = SearchQuery(q="asthma", page=2, page_size=1)
-    got = searcher.search("healthcare", fmt, PRINCIPALS["clinician"], query)
+    got = searcher.search("healthcare", fmt, clinician, query)
     assert got["total"] >= 2 and len(got["items"]) == 1
     assert reads and all("name" not in columns for columns in reads)
     assert any("condition" in columns for columns in reads)

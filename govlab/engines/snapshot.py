@@ -188,6 +188,8 @@ class Snapshot:
                 self._vocabularies[column] = future
         if not wait and not future.done():
             return None
+        if future.exception() is not None:  # an index is optional: the search goes on
+            return None
         return future.result()
 
     def build_vocabularies(self) -> list[str]:
