@@ -58,7 +58,7 @@ _THREADED_GROUP_ROWS = 32_768
 _TOGETHER_GROUP_ROWS = 16_384
 _TOGETHER_ROWS = 262_144
 _Job = tuple[int, Expr, list[str]]  # a live group's index, its bound filter, its columns
-_Held = tuple[pa.Array, "np.ndarray | None"]  # a group's keys held, and their row numbers
+_Held = tuple[pa.Array, np.ndarray]  # a group's keys held, and their row numbers
 
 
 # ---------------------------------------------------------------------- one call

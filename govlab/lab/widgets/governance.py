@@ -204,6 +204,9 @@ class GovernanceEditor(w.VBox):
                 self._loading = False
         self.editor.disabled = not s.can_edit
         self.mode.value = mode_html(s)
+        # before the status: a reader who sees "Saved" must see the note it goes with
+        # (each widget's update is its own message, applied in the order sent)
+        self.shipped.value = self._shipped_html()
         if s.policy_errors:
             self._set_status("The policy is not valid:", s.policy_errors, ok=False)
         elif saved is not None:
@@ -216,7 +219,6 @@ class GovernanceEditor(w.VBox):
         self.revert.disabled = not s.policy_dirty
         self.whatif_button.disabled = not (s.can_edit and s.policy_dirty and not s.policy_errors)
         self.reset.disabled = not s.can_edit or self._live_is_shipped is True
-        self.shipped.value = self._shipped_html()
         if self.preview is not None:
             self.preview.refresh()
         if self.on_change is not None:
