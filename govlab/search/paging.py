@@ -349,11 +349,7 @@ class _KeyPass:
         dictionary = self.plan.dictionary
 
         def read(job: _Job) -> pa.Table:
-            i, _, columns = job
-            table = self.snapshot.read_group(groups[i], columns, dictionary)
-            if table is None:  # a column the file does not store: the scanner fills it in
-                table = self.snapshot.reader([groups[i]], dictionary).to_table(columns=columns)
-            return table
+            return self._read(groups[job[0]], job[2])
 
         start = 0
         while start < len(jobs):
@@ -398,9 +394,7 @@ class _KeyPass:
         """The number of rows of ``group`` matching ``row_filter``, and (with ``keys``)
         the first ``top`` of their keys in page order with their row numbers."""
         dictionary = self.plan.dictionary
-        table = self.snapshot.read_group(group, columns, dictionary, threads)
-        if table is None:  # a column the file does not store: the scanner fills it in
-            table = self.snapshot.reader([group], dictionary).to_table(columns=columns)
+        table = self._read(group, columns, threads)
         mask = None
         if not isinstance(row_filter, AlwaysTrue) and table.num_rows:
             # batch by batch: a table's chunks would be copied into one per column
@@ -410,6 +404,15 @@ class _KeyPass:
             return (table.num_rows if mask is None else int(mask.sum())), None
         count, held, positions = self._hold(table.column(0).combine_chunks(), mask)
         return count, (held, positions)
+
+    def _read(self, group: RowGroup, columns: list[str], threads: bool = False) -> pa.Table:
+        """``columns`` of ``group`` as the plan reads them (its dictionary columns as
+        dictionaries); where the file does not store one, the scanner fills it in."""
+        dictionary = self.plan.dictionary
+        table = self.snapshot.read_group(group, columns, dictionary, threads)
+        if table is None:
+            table = self.snapshot.reader([group], dictionary).to_table(columns=columns)
+        return table
 
     def _hold(self, keys: pa.Array, found: np.ndarray | None) -> tuple[int, pa.Array, np.ndarray]:
         """How many ``keys`` are ``found`` TRUE (all when None), and the ``top`` first of
@@ -737,20 +740,13 @@ def _rows_by_position(
 
     def fetch(job: tuple[RowGroup, list[str], dict[str, Any], np.ndarray]) -> pa.Table:
         group, columns, constants, at = job
-        # over many rows, dictionary-encoded columns stay codes until the rows kept are
-        # cast back; over a few, building the dictionary array costs more than it saves
-        many = int(at.max()) >= _FETCH_CODED_ROWS
-        coded = [n for n in columns if many and n in low_cardinality]
-        threads = many and len(jobs) == 1  # one group: its columns side by side
+        prefix = int(at.max()) + 1
+        coded = _coded_columns(snapshot, columns, prefix)
+        threads = prefix >= _FETCH_CODED_ROWS and len(jobs) == 1  # its columns side by side
         rows = _in_schema(_rows_at(group, columns, at, coded, threads), schema, constants)
         assert rows is not None  # every column stored or a partition value: checked
         return rows
 
-    low_cardinality = {
-        n
-        for n in schema.names
-        if pa.types.is_string(schema.field(n).type) and snapshot.low_cardinality(n)
-    }
     # decoding releases the GIL: past a few thousand rows, the groups side by side
     decoded = sum(int(job[3].max()) + 1 for job in jobs)
     parts = _on_pool(fetch, jobs) if decoded >= _FETCH_POOL_ROWS else [fetch(j) for j in jobs]
@@ -828,15 +824,7 @@ def _group_rows(
         return snapshot.subset([part]).to_table(filter=pc.field(pk).isin(keys), use_threads=False)
     remaining = set(keys.to_pylist())
     pieces: list[pa.RecordBatch] = []
-    # over many rows, dictionary-encoded columns stay codes until the rows kept are cast
-    # back; over a few, building the dictionary array costs more than it saves
-    coded = []
-    if prefix >= _FETCH_CODED_ROWS:
-        coded = [
-            name
-            for name in columns
-            if pa.types.is_string(schema.field(name).type) and snapshot.low_cardinality(name)
-        ]
+    coded = _coded_columns(snapshot, columns, prefix)
     with open_input(part) as source:
         # pages are read as they are decoded: pre-buffering would copy the group's
         # every column chunk (megabytes) to fetch a few hundred rows
@@ -871,6 +859,20 @@ def _group_rows(
         else:
             arrays.append(pa.array([constants[field.name]] * found.num_rows, field.type))
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _coded_columns(snapshot: Snapshot, columns: list[str], rows: int) -> list[str]:
+    """The ``columns`` a fetch decoding ``rows`` rows reads as dictionaries: over many
+    rows, dictionary-encoded columns stay codes until the rows kept are cast back; over
+    a few, building the dictionary array costs more than it saves."""
+    if rows < _FETCH_CODED_ROWS:
+        return []
+    schema = snapshot.dataset.schema
+    return [
+        n
+        for n in columns
+        if pa.types.is_string(schema.field(n).type) and snapshot.low_cardinality(n)
+    ]
 
 
 def _prefix_rows(group: RowGroup, keys: pa.Array) -> int:
