@@ -143,12 +143,12 @@ def test_missing_or_forged_tokens_are_401(client, authorization) -> None:  # typ
     assert "items" not in response.json()
 
 
-def test_an_expired_token_is_401(client) -> None:  # type: ignore[no-untyped-def]
-    from govlab.service.identity import mint_token
+def test_an_expired_token_is_401(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from govlab.service import identity
     from tests.conftest import TEST_SECRET
 
-    expired = mint_token(TEST_SECRET.encode(), "admin", {}, "x", ttl_s=1)
-    time.sleep(2.1)
+    expired = identity.mint_token(TEST_SECRET.encode(), "admin", {}, "x", ttl_s=1)
+    monkeypatch.setattr(identity, "now", lambda: time.time() + 1)
     response = client.get("/search", params=SEARCH, headers={"Authorization": f"Bearer {expired}"})
     assert response.status_code == 401 and response.json()["detail"] == "token expired"
 

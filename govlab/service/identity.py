@@ -76,24 +76,29 @@ def verify_token(secret: bytes, token: str) -> Principal:
 
 
 def _verify(secret: bytes, token: str) -> tuple[Principal, float]:
-    """The token's principal and its expiry (seconds since the epoch)."""
+    """The token's principal and its expiry (seconds since the epoch).
+
+    The expiry is checked here against :func:`now`, the clock a remembered token is
+    checked against too, not by PyJWT against its own: a fresh and a remembered token
+    are then expired at the same instant, whichever path a request takes."""
     try:
         claims = jwt.decode(
             token,
             signing_key(secret),
             algorithms=[ALGORITHM],
             issuer=ISSUER,
-            options={"require": ["exp", "sub", "role", "iss"]},
+            options={"require": ["exp", "sub", "role", "iss"], "verify_exp": False},
         )
-    except jwt.ExpiredSignatureError:
-        raise InvalidToken("token expired") from None
     except (jwt.PyJWTError, ValueError, OverflowError):
         raise InvalidToken("invalid token") from None
     for claim in ("exp", "iat", "nbf"):
         if claim in claims and not _is_time(claims[claim]):
             raise InvalidToken(f"token claim {claim!r} must be a number of seconds")
+    expires = float(claims["exp"])
+    if now() >= expires:
+        raise InvalidToken("token expired")
     principal = _principal_from(claims.get("role"), claims.get("attrs", {}), claims.get("sub"))
-    return principal, float(claims["exp"])
+    return principal, expires
 
 
 def now() -> float:
