@@ -125,6 +125,38 @@ def test_config_selects_the_backend(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         check_environment()
 
 
+class _RefusingHead:
+    """Stands in for ``daft`` at the one call a refused join makes: the real refusal
+    takes the head's proxy about 30 s (tests/test_distributed.py has one)."""
+
+    def __init__(self, refusals: int, error: type[Exception] = ConnectionAbortedError) -> None:
+        self.refusals, self.error, self.joins = refusals, error, 0
+
+    def set_runner_ray(self, address: str | None, noop_if_initialized: bool) -> None:
+        self.joins += 1
+        if self.joins <= self.refusals:
+            raise self.error("Initialization failure from server")
+
+
+def test_joining_ray_is_attempted_a_bounded_number_of_times(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from govlab.execution import daft as on_daft
+
+    monkeypatch.setattr(on_daft, "RAY_JOIN_BACKOFF_S", 0.0)
+    head = _RefusingHead(refusals=2)
+    on_daft._join_ray(head, "ray://127.0.0.1:1")
+    assert head.joins == 3
+    head = _RefusingHead(refusals=5)
+    with pytest.raises(on_daft.DaftFailed, match="refused this driver 3 times"):
+        on_daft._join_ray(head, "ray://127.0.0.1:1")
+    assert head.joins == on_daft.RAY_JOIN_ATTEMPTS == 3
+    head = _RefusingHead(refusals=1, error=ConnectionError)  # unreachable or bad token
+    with pytest.raises(ConnectionError):
+        on_daft._join_ray(head, "ray://127.0.0.1:1")
+    assert head.joins == 1
+
+
 # ---------------------------------------------------------------- object storage
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_daft_pages_from_the_s3_server_equal_local_pages(

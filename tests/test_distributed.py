@@ -171,3 +171,39 @@ def test_pages_on_ray_from_the_s3_server(
     result = probe(ray_head, settings.data_dir, {"searches": cases}, env)
     want = expected_pages(settings, cases)  # in-process, from the local tables
     assert_same_pages(result["pages"], want, 10_000)
+
+
+REFUSED_ONCE = """
+import json
+import ray
+from govlab.execution import daft as on_daft
+
+joins = []
+real_init = ray.init
+
+def init(*args, **kwargs):
+    joins.append(len(joins))
+    if len(joins) == 1:  # an environment the head's proxy cannot create: it refuses
+        kwargs["runtime_env"] = {"conda": "govlab-no-such-env"}
+    return real_init(*args, **kwargs)
+
+ray.init = init
+runner = on_daft.ensure_runner()
+frame = on_daft.import_daft().from_pydict({"n": [1, 2, 3]})
+print(json.dumps({"joins": len(joins), "runner": runner, "sum": frame.sum("n").to_pydict()}))
+"""
+
+
+def test_a_driver_the_head_refused_once_joins_on_the_next_attempt(ray_head: Any) -> None:
+    """The CI once saw the head's client proxy fail to start a driver's server. A real
+    refusal by the same proxy stands in for it (about 30 s: the proxy's own retries);
+    the bound on attempts is tested without a cluster, in test_daft.py."""
+    env = {**os.environ, **ray_head.env, "GOVLAB_RAY_ADDRESS": ray_head.address}
+    done = subprocess.run(
+        [sys.executable, "-c", REFUSED_ONCE],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=PROBE_TIMEOUT_S,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"joins": 2, "runner": "ray", "sum": {"n": [6]}}
+    assert "refused this driver (attempt 1)" in done.stderr

@@ -23,7 +23,9 @@ type only, since their text may quote a value.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -40,8 +42,12 @@ from govlab.policy.compile import compile_to
 if TYPE_CHECKING:
     from govlab.search import Prepared
 
+log = logging.getLogger(__name__)
+
 _runner_lock = threading.Lock()
 _runner: str | None = None
+RAY_JOIN_ATTEMPTS = 3
+RAY_JOIN_BACKOFF_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,7 @@ def ensure_runner() -> str:
         wanted = "ray" if address is not None or _ray_initialized() else "native"
         try:
             if wanted == "ray":
-                daft.set_runner_ray(address=address, noop_if_initialized=True)
+                _join_ray(daft, address)
             else:
                 daft.set_runner_native()
         except Exception as exc:
@@ -83,6 +89,26 @@ def ensure_runner() -> str:
                 ) from None
         _runner = wanted
         return _runner
+
+
+def _join_ray(daft: Any, address: str | None) -> None:
+    """Join the cluster, again after a refused start: the head's client proxy starts one
+    server per driver, and on a busy head that start can fail once
+    (``ConnectionAbortedError``, "Starting Ray client server failed") while the next
+    succeeds. Bounded in attempts; an unreachable head is not retried (Ray's client has
+    waited for it already)."""
+    for attempt in range(1, RAY_JOIN_ATTEMPTS + 1):
+        try:
+            daft.set_runner_ray(address=address, noop_if_initialized=True)
+            return
+        except ConnectionAbortedError:
+            if attempt == RAY_JOIN_ATTEMPTS:
+                raise DaftFailed(
+                    f"the Ray cluster refused this driver {attempt} times "
+                    "(its client server did not start)"
+                ) from None
+            log.warning("the Ray cluster refused this driver (attempt %d); retrying", attempt)
+            time.sleep(RAY_JOIN_BACKOFF_S * attempt)
 
 
 def _ray_initialized() -> bool:
