@@ -58,6 +58,13 @@ class RayHead:
     env: dict[str, str]  # what a driver needs (token auth, loopback)
     temp_dir: Path
 
+    def client_server_logs(self, tail: int = 1500) -> str:
+        """The end of each driver's client server log, for a failed test's message (the
+        proxy's own error only names the file)."""
+        logs = sorted(self.temp_dir.glob("session_latest/logs/ray_client_server*.err"))
+        texts = (log.read_text(errors="replace")[-tail:] for log in logs)
+        return "".join(f"\n== {log.name}\n{text}" for log, text in zip(logs, texts, strict=True))
+
     def stop(self) -> None:
         """SIGINT to the head (``ray start --block`` then stops what it started), and
         SIGKILL to its own process group for whatever is left, each wait bounded."""

@@ -64,7 +64,7 @@ def probe(head: Any, data_dir: Path, request: dict[str, Any], env: dict[str, str
         cwd=ROOT,
         timeout=PROBE_TIMEOUT_S,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[-3000:] + head.client_server_logs()
     result = json.loads(done.stdout)
     assert result["runner"] == "ray"
     return result
@@ -203,7 +203,7 @@ def test_a_driver_the_head_refused_once_joins_on_the_next_attempt(ray_head: Any)
         [sys.executable, "-c", REFUSED_ONCE],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=PROBE_TIMEOUT_S,
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[-3000:] + ray_head.client_server_logs()
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result == {"joins": 2, "runner": "ray", "sum": {"n": [6]}}
     assert "refused this driver (attempt 1)" in done.stderr
