@@ -136,12 +136,15 @@ def test_a_worker_killed_mid_write_leaves_the_old_version_intact(
 
 @pytest.mark.heavy
 def test_cancelling_a_running_job_keeps_the_old_version(client, writable, redis_server) -> None:  # type: ignore[no-untyped-def]
+    """5M rows, so the job is still running when the cancel lands (a 500k-row seed once
+    finished in the moment between the test seeing it run and cancelling it); cancelled,
+    it writes only its first batches."""
     headers = auth("admin")
     engine = get_engine("parquet", writable)
     version = engine.version("healthcare")
     job_id = client.post(
         "/seed",
-        json={"dataset": "healthcare", "size": "medium", "format": "parquet"},
+        json={"dataset": "healthcare", "size": "large", "format": "parquet"},
         headers=headers,
     ).json()["jobId"]
     with worker(writable, redis_server.url):
@@ -149,6 +152,7 @@ def test_cancelling_a_running_job_keeps_the_old_version(client, writable, redis_
         client.delete(f"/jobs/{job_id}", headers=headers)
         final = poll_until(client, job_id, headers, {"cancelled", "completed", "failed"})[-1]
     assert final["status"] == "cancelled"
+    assert final.get("rowsWritten", 0) < 5_000_000
     assert engine.version("healthcare") == version
     assert engine.count(get_dataset("healthcare"), TRUE) == 1000
 
